@@ -1,0 +1,244 @@
+"""Carrying out the machine's decisions in the store: the one path every input takes.
+
+The webhook, the engine tick, the CLI and the HTTP API all load an alert row, ask
+`machine.step` what to do, and hand the decision to `apply_decision`, which writes the new
+state, its timeline notes and its outbox rows in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from escalator import machine
+from escalator.config import Config, Policy, Step
+from escalator.machine import AlertState, CancelPages, Decision, Event, Note, Page
+from escalator.roster import Override, Recipient, recipients
+from escalator.store.tables import AlertRow, OutboxRow, OverrideRow, PolicyRow, TimelineRow
+
+_STATE_FIELDS = tuple(AlertState.__dataclass_fields__)
+
+
+def state_of(row: AlertRow) -> AlertState:
+    return AlertState(**{name: getattr(row, name) for name in _STATE_FIELDS})
+
+
+def policy_id(policy: Policy) -> str:
+    body = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class PolicyCache:
+    """Parsed policy snapshots by id; snapshots never change, so they never go stale."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Policy] = {}
+
+    def get(self, session: Session, pid: str) -> Policy:
+        policy = self._by_id.get(pid)
+        if policy is None:
+            row = session.get(PolicyRow, pid)
+            if row is None:
+                raise LookupError(f"policy snapshot {pid} missing from the store")
+            policy = Policy.model_validate(row.body)
+            self._by_id[pid] = policy
+        return policy
+
+    def ensure(self, session: Session, name: str, policy: Policy, now: datetime) -> str:
+        pid = policy_id(policy)
+        if pid not in self._by_id:
+            if session.get(PolicyRow, pid) is None:
+                session.add(
+                    PolicyRow(
+                        id=pid, name=name, body=policy.model_dump(mode="json"), created_at=now
+                    )
+                )
+                session.flush()
+            self._by_id[pid] = policy
+        return pid
+
+
+@dataclass
+class Paging:
+    """What the shell needs to turn a Page effect into outbox rows at one moment."""
+
+    config: Config | None  # None for acks and resolves, which never page
+    methods: frozenset[str]  # delivery methods with a working channel
+    overrides: list[Override] = field(default_factory=list)
+
+    def recipients(self, step: Step, at: datetime) -> list[Recipient]:
+        if self.config is None:
+            raise RuntimeError("paging needs the configuration")
+        return recipients(self.config, step, at, self.overrides)
+
+    def reachable(self, step: Step, at: datetime) -> bool:
+        return bool(self.recipients(step, at))
+
+
+def load_overrides(session: Session, now: datetime) -> list[Override]:
+    rows = session.scalars(select(OverrideRow).where(OverrideRow.end_at > now))
+    return [Override(r.rotation, r.person, r.start_at, r.end_at, r.id) for r in rows]
+
+
+def note(
+    session: Session,
+    alert_id: int,
+    at: datetime,
+    kind: str,
+    detail: str,
+    actor: str | None = None,
+    channel: str | None = None,
+    level: int | None = None,
+) -> None:
+    session.add(
+        TimelineRow(
+            alert_id=alert_id,
+            at=at,
+            kind=kind,
+            detail=detail,
+            actor=actor,
+            channel=channel,
+            level=level,
+        )
+    )
+
+
+def _deliveries(
+    paging: Paging, recipient: Recipient, urgency: str
+) -> list[tuple[str, str | None, timedelta]]:
+    """(method, address, delay) for each way to reach a recipient; console when none works."""
+    if recipient.kind == "channel":
+        if "chat" in paging.methods:
+            return [("chat", recipient.id, timedelta(0))]
+        return [("console", f"#{recipient.id}", timedelta(0))]
+    assert paging.config is not None
+    person = paging.config.person(recipient.id)
+    out: list[tuple[str, str | None, timedelta]] = []
+    if person is not None:
+        for rule in person.rules.get(urgency, []):
+            address = {"sms": person.phone, "voice": person.phone, "email": person.email}.get(
+                rule.method
+            )
+            if rule.method in paging.methods and (address or rule.method == "console"):
+                out.append((rule.method, address, rule.after))
+    if not out and "console" in paging.methods:
+        out.append(("console", None, timedelta(0)))
+    return out
+
+
+def _page(session: Session, row: AlertRow, effect: Page, paging: Paging, now: datetime) -> None:
+    whom = paging.recipients(effect.step, now)
+    names = ", ".join(f"{r.id} ({r.via})" for r in whom) or "nobody"
+    label = f"level {effect.level}" + (f" repeat {effect.repeat}" if effect.repeat else "")
+    note(session, row.id, now, "paged", f"{label} ({effect.reason}): {names}", level=effect.level)
+    for recipient in whom:
+        ways = _deliveries(paging, recipient, effect.step.urgency)
+        if not ways:
+            note(
+                session,
+                row.id,
+                now,
+                "unreachable",
+                f"{recipient.id} has no contact method that can be used",
+                level=effect.level,
+            )
+        for method, address, delay in ways:
+            session.add(
+                OutboxRow(
+                    alert_id=row.id,
+                    recipient_kind=recipient.kind,
+                    recipient=recipient.id,
+                    method=method,
+                    address=address,
+                    level=effect.level,
+                    urgency=effect.step.urgency,
+                    condition=effect.step.condition,
+                    reason=effect.reason,
+                    payload={"via": recipient.via, "repeat": effect.repeat},
+                    status="pending",
+                    due_at=now + delay,
+                    attempts=0,
+                    created_at=now,
+                )
+            )
+
+
+def apply_decision(
+    session: Session, row: AlertRow, decision: Decision, paging: Paging, now: datetime
+) -> None:
+    """Write a decision: state, timeline notes, cancelled and new outbox rows."""
+    for name in _STATE_FIELDS:
+        setattr(row, name, getattr(decision.state, name))
+    row.next_action_at = decision.next_action_at
+    row.updated_at = now
+    for effect in decision.effects:
+        if isinstance(effect, Note):
+            note(
+                session,
+                row.id,
+                now,
+                effect.kind,
+                effect.detail,
+                effect.actor,
+                effect.via,
+                level=decision.state.level if effect.kind.startswith(("nobody", "step")) else None,
+            )
+        elif isinstance(effect, CancelPages):
+            stmt = (
+                update(OutboxRow)
+                .where(OutboxRow.alert_id == row.id, OutboxRow.status == "pending")
+                .values(status="cancelled", last_error=f"cancelled: alert {row.status}")
+            )
+            if effect.scope == "unacknowledged":
+                stmt = stmt.where(OutboxRow.condition == "unacknowledged")
+            session.execute(stmt)
+        elif isinstance(effect, Page):
+            _page(session, row, effect, paging, now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    alert_id: int
+    changed: bool
+    message: str
+    status: str
+
+
+def act(
+    session: Session,
+    alert_ids: Iterable[int],
+    event: Event,
+    paging: Paging,
+    policies: PolicyCache,
+    now: datetime,
+) -> list[Outcome]:
+    """Apply a person's event (ack, resolve, escalate) to alerts, locking their rows."""
+    outcomes: list[Outcome] = []
+    ids = sorted(set(alert_ids))
+    query = select(AlertRow).where(AlertRow.id.in_(ids)).order_by(AlertRow.id).with_for_update()
+    rows = {row.id: row for row in session.scalars(query)}
+    for alert_id in ids:
+        row = rows.get(alert_id)
+        if row is None:
+            outcomes.append(Outcome(alert_id, False, "no such alert", "unknown"))
+            continue
+        policy = policies.get(session, row.policy_id)
+        decision = machine.step(state_of(row), event, now, policy, paging.reachable)
+        if decision.changed:
+            apply_decision(session, row, decision, paging, now)
+        outcomes.append(Outcome(alert_id, decision.changed, decision.message, row.status))
+    return outcomes
+
+
+def open_alert_ids(session: Session, status: Sequence[str] = ("triggered",)) -> list[int]:
+    return list(
+        session.scalars(
+            select(AlertRow.id).where(AlertRow.status.in_(status)).order_by(AlertRow.id)
+        )
+    )

@@ -1,0 +1,530 @@
+"""The `escalator` command, in the style of amtool and kubectl.
+
+Data commands work on the daemon's database directly (`--database-url`) or through a
+remote daemon's HTTP API (`--server URL --token T`), because an on-call engineer's laptop
+does not hold the database. Both paths print the same views.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from escalator import views
+from escalator.alerts import Paging, PolicyCache, act, load_overrides, open_alert_ids
+from escalator.config import Config, ConfigError, load_config
+from escalator.durations import parse_duration
+from escalator.machine import Ack, Event, Resolve
+from escalator.store.db import (
+    SchemaNotReady,
+    default_database_url,
+    make_engine,
+    require_current_schema,
+    session_factory,
+    transaction,
+    upgrade,
+)
+
+DEFAULT_CONFIG = "config/escalator.yaml"
+DEFAULT_PORT = 9797
+
+
+def _safe_url(url: str) -> str:
+    """The URL with any password masked, for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """ISO 8601 (naive means UTC), `now`, or `+30m`/`-2h` relative to now."""
+    if value is None:
+        return None
+    now = datetime.now(UTC)
+    if value == "now":
+        return now
+    if value[:1] in "+-" and len(value) > 1:
+        delta = parse_duration(value[1:])
+        return now + delta if value[0] == "+" else now - delta
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r}: use ISO 8601 (2026-11-26T03:00), now, +30m or -2h"
+        ) from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class Context:
+    def __init__(
+        self,
+        config_path: str | None,
+        database_url: str | None,
+        server: str | None,
+        token: str | None,
+    ):
+        self.config_path = config_path
+        self.database_url = database_url or default_database_url()
+        self.server = server.rstrip("/") if server else None
+        self.token = token
+        self._config: Config | None = None
+
+    def config(self, required: bool = True) -> Config | None:
+        if self._config is None:
+            path = self.config_path or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+            if path is None:
+                if required:
+                    raise click.UsageError(
+                        f"no configuration: pass --config FILE or set ESCALATOR_CONFIG "
+                        f"({DEFAULT_CONFIG} does not exist here)"
+                    )
+                return None
+            try:
+                self._config = load_config(path)
+            except ConfigError as exc:
+                raise click.ClickException(f"invalid configuration:\n{exc.render()}") from exc
+        return self._config
+
+    # Remote --------------------------------------------------------------------------
+
+    def http(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = httpx.request(
+                method, f"{self.server}{path}", headers=headers, timeout=15, **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"cannot reach {self.server}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                reason = response.json().get("error", response.text)
+            except ValueError:
+                reason = response.text
+            raise click.ClickException(f"{self.server} answered {response.status_code}: {reason}")
+        return response.json()
+
+    # Local ---------------------------------------------------------------------------
+
+    def local(self):  # type: ignore[no-untyped-def]
+        engine = make_engine(self.database_url)
+        try:
+            require_current_schema(engine)
+        except SchemaNotReady as exc:
+            raise click.ClickException(f"{_safe_url(self.database_url)}: {exc}") from exc
+        except DBAPIError as exc:
+            raise click.ClickException(
+                f"cannot open {_safe_url(self.database_url)}: {exc.orig}"
+            ) from exc
+        return engine, session_factory(engine)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="ESCALATOR_CONFIG",
+    type=click.Path(dir_okay=False),
+    help=f"Configuration file (default: {DEFAULT_CONFIG} if present).",
+)
+@click.option(
+    "--database-url",
+    envvar="ESCALATOR_DATABASE_URL",
+    help="SQLAlchemy URL; default: a SQLite file under $XDG_STATE_HOME/escalator.",
+)
+@click.option(
+    "--server",
+    envvar="ESCALATOR_SERVER",
+    help="Talk to a daemon's HTTP API at this URL instead of the database.",
+)
+@click.option("--token", envvar="ESCALATOR_API_TOKEN", help="API bearer token for --server.")
+@click.version_option(package_name="escalator")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    database_url: str | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """escalator: make sure a human answers the alert."""
+    ctx.obj = Context(config_path, database_url, server, token)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
+    """Run the daemon: webhook, engine, sender, API."""
+    import uvicorn
+
+    from escalator.daemon import build_daemon
+    from escalator.web.app import create_app, is_loopback
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    log = logging.getLogger("escalator")
+    config = ctx.config()
+    assert config is not None
+    loopback = is_loopback(host)
+    for name, secret in (
+        ("webhook_token", config.server.webhook_token),
+        ("api_token", config.server.api_token),
+    ):
+        if secret is not None and secret.resolve() is not None:
+            continue
+        where = f" ({secret.describe()} is not set)" if secret else ""
+        if not loopback:
+            raise click.ClickException(
+                f"server.{name} has no value{where}: refusing to serve unauthenticated on {host}; "
+                "set the token or bind to 127.0.0.1"
+            )
+        log.warning(
+            "server.%s has no value%s: accepting unauthenticated requests from "
+            "loopback clients only",
+            name,
+            where,
+        )
+    try:
+        daemon = build_daemon(config, ctx.database_url)
+    except DBAPIError as exc:
+        raise click.ClickException(
+            f"cannot open {_safe_url(ctx.database_url)}: {exc.orig}"
+        ) from exc
+    log.info(
+        "database %s, schema current; %d policies, %d people",
+        _safe_url(ctx.database_url),
+        len(config.policies),
+        len(config.people),
+    )
+    log.info("channels: %s", ", ".join(sorted(daemon.sender.methods)) or "none")
+    log.info("Alertmanager webhook: http://%s:%d/webhooks/alertmanager", host, port)
+    try:
+        uvicorn.run(
+            create_app(daemon),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=log_level == "debug",
+        )
+    finally:
+        daemon.db.dispose()
+
+
+def _actor(as_: str | None, ctx: Context) -> str:
+    who = as_ or os.environ.get("ESCALATOR_USER") or getpass.getuser()
+    config = ctx.config(required=False)
+    if as_ and config is not None and config.person(as_) is None:
+        raise click.BadParameter(
+            f"unknown person {as_!r} in {ctx.config_path or DEFAULT_CONFIG}", param_hint="--as"
+        )
+    return who
+
+
+def _act_locally(ctx: Context, ids: list[int] | None, event: Event) -> list[dict[str, Any]]:
+    engine, factory = ctx.local()
+    now = datetime.now(UTC)
+    try:
+        with transaction(factory) as session:
+            targets = ids if ids is not None else open_alert_ids(session)
+            paging = Paging(None, frozenset())
+            outcomes = act(session, targets, event, paging, PolicyCache(), now)
+    finally:
+        engine.dispose()
+    return [o.__dict__ for o in outcomes]
+
+
+def _report(outcomes: list[dict[str, Any]], verb: str) -> None:
+    if not outcomes:
+        click.echo(f"nothing to {verb}")
+    failed = False
+    for o in outcomes:
+        mark = "ok" if o["changed"] else "--"
+        click.echo(f"{mark} #{o['alert_id']}: {o['message']}")
+        failed |= o["status"] == "unknown"
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "all_", is_flag=True, help="Acknowledge every triggered alert.")
+@click.option(
+    "--as", "as_", metavar="PERSON", help="Who acknowledges (default: $ESCALATOR_USER or login)."
+)
+@click.option(
+    "--for", "for_", metavar="DURATION", help="Snooze: the ack ends after this (e.g. 30m)."
+)
+@pass_ctx
+def ack(ctx: Context, ids: tuple[int, ...], all_: bool, as_: str | None, for_: str | None) -> None:
+    """Acknowledge alerts: stop their escalation."""
+    if bool(ids) == all_:
+        raise click.UsageError("give alert IDs or --all")
+    who = _actor(as_, ctx)
+    until = None
+    if for_:
+        try:
+            until = datetime.now(UTC) + parse_duration(for_)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--for") from exc
+    if ctx.server:
+        body: dict[str, Any] = {"ids": list(ids), "all": all_, "by": who}
+        if until:
+            body["until"] = until.isoformat()
+        outcomes = ctx.http("POST", "/api/v1/alerts/ack", json=body)
+    else:
+        outcomes = _act_locally(
+            ctx, None if all_ else list(ids), Ack(by=who, via="cli", until=until)
+        )
+    _report(outcomes, "acknowledge")
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option(
+    "--as", "as_", metavar="PERSON", help="Who resolves (default: $ESCALATOR_USER or login)."
+)
+@pass_ctx
+def resolve(ctx: Context, ids: tuple[int, ...], as_: str | None) -> None:
+    """Resolve alerts by hand (Alertmanager resolves them too when they clear)."""
+    who = _actor(as_, ctx)
+    if ctx.server:
+        outcomes = ctx.http("POST", "/api/v1/alerts/resolve", json={"ids": list(ids), "by": who})
+    else:
+        outcomes = _act_locally(ctx, list(ids), Resolve(by=who, via="cli"))
+    _report(outcomes, "resolve")
+
+
+def _age(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    seconds = int((datetime.now(UTC) - then).total_seconds())
+    sign = "in " if seconds < 0 else ""
+    seconds = abs(seconds)
+    text = (
+        f"{seconds}s"
+        if seconds < 120
+        else (
+            f"{seconds // 60}m" if seconds < 7200 else f"{seconds // 3600}h{seconds % 3600 // 60}m"
+        )
+    )
+    return f"{sign}{text}" if sign else f"{text} ago"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+@main.command("list")
+@click.option("--all", "all_", is_flag=True, help="Include resolved alerts.")
+@output_option
+@pass_ctx
+def list_(ctx: Context, all_: bool, output: str) -> None:
+    """Open alerts: state, level and next escalation."""
+    if ctx.server:
+        alerts = ctx.http("GET", "/api/v1/alerts", params={"all": str(all_).lower()})
+    else:
+        engine, factory = ctx.local()
+        with transaction(factory) as session:
+            alerts = views.list_alerts(session, include_resolved=all_)
+        engine.dispose()
+    if output == "json":
+        _print_json(alerts)
+        return
+    if not alerts:
+        click.echo("no open alerts" if not all_ else "no alerts")
+        return
+    rows = [
+        [
+            f"#{a['id']}",
+            a["status"],
+            str(a["level"]),
+            a["severity"] or "-",
+            a["alertname"],
+            _age(a["opened_at"]),
+            _age(a["next_action_at"]) if a["status"] != "resolved" else "-",
+            a["acked_by"] or a["resolved_by"] or "-",
+        ]
+        for a in alerts
+    ]
+    click.echo(_table(rows, ["ID", "STATE", "LEVEL", "SEVERITY", "ALERT", "OPENED", "NEXT", "BY"]))
+
+
+@main.command()
+@click.argument("alert_id", type=int)
+@output_option
+@pass_ctx
+def show(ctx: Context, alert_id: int, output: str) -> None:
+    """One alert and its timeline."""
+    if ctx.server:
+        shown = ctx.http("GET", f"/api/v1/alerts/{alert_id}")
+    else:
+        engine, factory = ctx.local()
+        with transaction(factory) as session:
+            shown = views.show_alert(session, alert_id)
+        engine.dispose()
+        if shown is None:
+            raise click.ClickException(f"no alert {alert_id}")
+    if output == "json":
+        _print_json(shown)
+        return
+    click.echo(
+        f"#{shown['id']} {shown['alertname']} [{shown['severity'] or '-'}] "
+        f"{shown['status']}, level {shown['level']}, policy {shown['policy']}"
+    )
+    if shown["summary"]:
+        click.echo(f"  {shown['summary']}")
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(shown["labels"].items()))
+    click.echo(f"  labels: {labels}")
+    if shown["status"] != "resolved" and shown["next_action_at"]:
+        click.echo(
+            f"  next escalation: {shown['next_action_at']} ({_age(shown['next_action_at'])})"
+        )
+    click.echo("timeline:")
+    for entry in shown["timeline"]:
+        who = f" [{entry['actor']}]" if entry["actor"] else ""
+        click.echo(f"  {entry['at']}  {entry['kind']:<14}{entry['detail']}{who}")
+
+
+@main.command()
+@click.option("--at", "at", help="When (ISO 8601, now, +2h); default now.")
+@output_option
+@pass_ctx
+def oncall(ctx: Context, at: str | None, output: str) -> None:
+    """Who holds each rotation and role."""
+    when = _parse_time(at) or datetime.now(UTC)
+    if ctx.server:
+        rows = ctx.http("GET", "/api/v1/oncall", params={"at": when.isoformat()})
+    else:
+        config = ctx.config()
+        assert config is not None
+        overrides = []
+        try:
+            engine, factory = ctx.local()
+            with transaction(factory) as session:
+                overrides = load_overrides(session, when)
+            engine.dispose()
+        except click.ClickException as exc:
+            click.echo(f"warning: overrides not read ({exc.message})", err=True)
+        rows = views.oncall(config, when, overrides)
+    if output == "json":
+        _print_json(rows)
+        return
+    click.echo(f"on call at {when:%Y-%m-%d %H:%M} UTC")
+    table = [
+        [
+            r["kind"],
+            r["name"],
+            ", ".join(r["people"]) or "NOBODY",
+            (r["until"] or "-") + (" (override)" if r["override"] else ""),
+        ]
+        for r in rows
+    ]
+    click.echo(_table(table, ["KIND", "NAME", "WHO", "UNTIL"]))
+
+
+@main.command("check-config")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@pass_ctx
+def check_config(ctx: Context, files: tuple[str, ...]) -> None:
+    """Validate configuration files; every error names the file, the path and the reason."""
+    paths = list(files) or [ctx.config_path or DEFAULT_CONFIG]
+    bad = False
+    for path in paths:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            click.echo(exc.render(), err=True)
+            bad = True
+            continue
+        click.echo(
+            f"{path}: ok ({len(config.people)} people, {len(config.rotations)} rotations, "
+            f"{len(config.policies)} policies, {len(config.routes)} routes)"
+        )
+        for warning in config_warnings(config):
+            click.echo(f"{path}: warning: {warning}", err=True)
+    if bad:
+        sys.exit(1)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Things that are valid but likely wrong."""
+    warnings = []
+    catch_all = any(not r.match and not r.match_re for r in config.routes)
+    if not catch_all and not config.default_policy:
+        warnings.append(
+            "no catch-all route and no default_policy: alerts matching no route and "
+            "with a severity that names no policy are not tracked"
+        )
+    for name in ("webhook_token", "api_token"):
+        secret = getattr(config.server, name)
+        if secret is None:
+            warnings.append(f"server.{name} is not set: only loopback clients will be accepted")
+        elif secret.resolve() is None:
+            warnings.append(f"server.{name}: {secret.describe()} has no value here")
+    return warnings
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the schema to the current version."""
+    engine = make_engine(ctx.database_url)
+    try:
+        upgrade(engine)
+    except DBAPIError as exc:
+        raise click.ClickException(
+            f"cannot open {_safe_url(ctx.database_url)}: {exc.orig}"
+        ) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"{_safe_url(ctx.database_url)}: schema is current")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""The alert state machine: a pure function from (state, event, now, policy) to a decision.
+
+Nothing here reads a clock, a database or the network. The shell loads an alert, calls
+`step`, and commits the returned state, timeline notes and pages in one transaction; so
+the whole escalation matrix can be walked minute by minute in tests with plain values.
+
+Rules (the README repeats them for users):
+- Step i falls due at `clock_base + steps[i].after`; `clock_base` is when the alert opened.
+  When it falls due its condition is checked once: `unacknowledged` holds only while the
+  alert is triggered, `unresolved` while it is triggered or acknowledged. A step whose
+  condition does not hold is skipped and recorded; it does not fire later.
+- A step that reaches nobody (the roster resolves it to no one) is recorded and the next
+  step fires at once, so an empty slot never means silence.
+- After the last step, `repeat` pages the last step again every `every`, `times` times,
+  while its condition holds.
+- An acknowledgement may carry an end (`ack_timeout`, or a snooze's `until`). When it ends
+  the alert is triggered again: the level it had reached is paged again at once, and the
+  later steps follow at their usual spacing from that moment.
+- Resolve works from any state and cancels every page not yet sent; acknowledge cancels
+  the pages of `unacknowledged` steps not yet sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from escalator.config import Policy, Step
+
+Status = Literal["triggered", "acknowledged", "resolved"]
+
+
+@dataclass(frozen=True)
+class AlertState:
+    opened_at: datetime
+    clock_base: datetime
+    status: Status = "triggered"
+    next_step: int = 0
+    level: int = -1
+    repeats_done: int = 0
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    ack_via: str | None = None
+    ack_expires_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_via: str | None = None
+
+    @classmethod
+    def opened(cls, now: datetime) -> AlertState:
+        return cls(opened_at=now, clock_base=now)
+
+
+# Events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time has passed; fire whatever fell due."""
+
+
+@dataclass(frozen=True)
+class Ack:
+    by: str
+    via: str
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Resolve:
+    by: str
+    via: str
+
+
+@dataclass(frozen=True)
+class EscalateNow:
+    by: str
+    via: str
+
+
+Event = Tick | Ack | Resolve | EscalateNow
+
+
+# Effects ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """Notify the targets of `step` (level `level`); `repeat` > 0 for repeats of the last step."""
+
+    level: int
+    step: Step
+    repeat: int = 0
+    reason: str = "escalation"
+
+
+@dataclass(frozen=True)
+class Note:
+    """A timeline entry that is not itself a page."""
+
+    kind: str
+    detail: str
+    actor: str | None = None
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelPages:
+    """Drop unsent pages: of `unacknowledged` steps only, or `all`."""
+
+    scope: Literal["unacknowledged", "all"]
+
+
+Effect = Page | Note | CancelPages
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: AlertState
+    effects: tuple[Effect, ...] = ()
+    next_action_at: datetime | None = None
+    changed: bool = True
+    message: str = ""
+
+
+# A roster probe: does this step reach at least one person or channel at `now`?
+Reachable = Callable[[Step, datetime], bool]
+
+_HOLDS: dict[str, frozenset[Status]] = {
+    "unacknowledged": frozenset({"triggered"}),
+    "unresolved": frozenset({"triggered", "acknowledged"}),
+}
+
+
+def condition_holds(condition: str, status: Status) -> bool:
+    return status in _HOLDS[condition]
+
+
+def next_action_at(state: AlertState, policy: Policy) -> datetime | None:
+    """When the engine must next look at this alert; None once nothing more can happen."""
+    if state.status == "resolved":
+        return None
+    due: list[datetime] = []
+    if state.next_step < len(policy.steps):
+        due.append(state.clock_base + policy.steps[state.next_step].after)
+    elif _repeat_pending(state, policy):
+        due.append(_repeat_due(state, policy))
+    if state.status == "acknowledged" and state.ack_expires_at is not None:
+        due.append(state.ack_expires_at)
+    return min(due) if due else None
+
+
+def _repeat_pending(state: AlertState, policy: Policy) -> bool:
+    last = len(policy.steps) - 1
+    return (
+        policy.repeat is not None
+        and state.next_step > last
+        and state.level == last
+        and state.repeats_done < policy.repeat.times
+    )
+
+
+def _repeat_due(state: AlertState, policy: Policy) -> datetime:
+    assert policy.repeat is not None
+    last = policy.steps[-1]
+    return state.clock_base + last.after + policy.repeat.every * (state.repeats_done + 1)
+
+
+def _advance(
+    state: AlertState, now: datetime, policy: Policy, reachable: Reachable | None
+) -> tuple[AlertState, list[Effect]]:
+    effects: list[Effect] = []
+    forced = False
+    while state.next_step < len(policy.steps):
+        index = state.next_step
+        step = policy.steps[index]
+        if not forced and state.clock_base + step.after > now:
+            break
+        forced = False
+        if not condition_holds(step.condition, state.status):
+            effects.append(
+                Note(
+                    "step_skipped",
+                    f"level {index} skipped: {step.condition} no longer holds "
+                    f"(alert is {state.status})",
+                )
+            )
+            state = replace(state, next_step=index + 1)
+            continue
+        state = replace(state, next_step=index + 1, level=index)
+        if reachable is not None and not reachable(step, now):
+            following = (
+                "the next level now" if index + 1 < len(policy.steps) else "no further level"
+            )
+            effects.append(
+                Note("nobody_to_page", f"level {index} reaches nobody; paging {following}")
+            )
+            forced = True
+            continue
+        effects.append(Page(level=index, step=step))
+    while _repeat_pending(state, policy) and _repeat_due(state, policy) <= now:
+        done = state.repeats_done + 1
+        state = replace(state, repeats_done=done)
+        last = policy.steps[-1]
+        if condition_holds(last.condition, state.status):
+            effects.append(
+                Page(level=len(policy.steps) - 1, step=last, repeat=done, reason="repeat")
+            )
+        else:
+            effects.append(
+                Note("repeat_skipped", f"repeat {done} skipped: alert is {state.status}")
+            )
+    return state, effects
+
+
+def _decide(
+    state: AlertState, effects: list[Effect], policy: Policy, message: str = ""
+) -> Decision:
+    return Decision(
+        state=state,
+        effects=tuple(effects),
+        next_action_at=next_action_at(state, policy),
+        changed=True,
+        message=message,
+    )
+
+
+def _unchanged(state: AlertState, policy: Policy, message: str) -> Decision:
+    return Decision(state, (), next_action_at(state, policy), changed=False, message=message)
+
+
+def step(
+    state: AlertState,
+    event: Event,
+    now: datetime,
+    policy: Policy,
+    reachable: Reachable | None = None,
+) -> Decision:
+    """Apply one event at `now`. Pure: the same inputs always give the same decision."""
+    if isinstance(event, Tick):
+        return _tick(state, now, policy, reachable)
+    if isinstance(event, Ack):
+        return _ack(state, event, now, policy)
+    if isinstance(event, Resolve):
+        return _resolve(state, event, now, policy)
+    return _escalate_now(state, event, now, policy)
+
+
+def _tick(
+    state: AlertState, now: datetime, policy: Policy, reachable: Reachable | None
+) -> Decision:
+    if state.status == "resolved":
+        return _unchanged(state, policy, "resolved")
+    effects: list[Effect] = []
+    if (
+        state.status == "acknowledged"
+        and state.ack_expires_at is not None
+        and state.ack_expires_at <= now
+    ):
+        level = max(state.level, 0)
+        effects.append(
+            Note(
+                "ack_expired",
+                f"acknowledgement by {state.acked_by} ended; alert is triggered again",
+            )
+        )
+        state = replace(
+            state,
+            status="triggered",
+            acked_at=None,
+            acked_by=None,
+            ack_via=None,
+            ack_expires_at=None,
+            clock_base=now - policy.steps[level].after,
+            next_step=level + 1,
+            level=level,
+            repeats_done=0,
+        )
+        effects.append(Page(level=level, step=policy.steps[level], reason="ack expired"))
+    state, more = _advance(state, now, policy, reachable)
+    effects.extend(more)
+    if not effects:
+        return _unchanged(state, policy, "nothing due")
+    return _decide(state, effects, policy)
+
+
+def _ack(state: AlertState, event: Ack, now: datetime, policy: Policy) -> Decision:
+    if state.status == "resolved":
+        return _unchanged(state, policy, f"already resolved by {state.resolved_by}")
+    if state.status == "acknowledged":
+        if event.until is None or event.until == state.ack_expires_at:
+            return _unchanged(state, policy, f"already acknowledged by {state.acked_by}")
+        state = replace(state, ack_expires_at=event.until)
+        note = Note("snoozed", f"acknowledged until {event.until.isoformat()}", event.by, event.via)
+        return _decide(state, [note], policy, f"snoozed until {event.until.isoformat()}")
+    until = event.until
+    if until is None and policy.ack_timeout is not None:
+        until = now + policy.ack_timeout
+    state = replace(
+        state,
+        status="acknowledged",
+        acked_at=now,
+        acked_by=event.by,
+        ack_via=event.via,
+        ack_expires_at=until,
+    )
+    detail = f"acknowledged by {event.by} via {event.via}"
+    if until is not None:
+        detail += f" until {until.isoformat()}"
+    effects: list[Effect] = [
+        Note("acknowledged", detail, event.by, event.via),
+        CancelPages("unacknowledged"),
+    ]
+    return _decide(state, effects, policy, detail)
+
+
+def _resolve(state: AlertState, event: Resolve, now: datetime, policy: Policy) -> Decision:
+    if state.status == "resolved":
+        return _unchanged(state, policy, f"already resolved by {state.resolved_by}")
+    state = replace(
+        state, status="resolved", resolved_at=now, resolved_by=event.by, resolved_via=event.via
+    )
+    detail = f"resolved by {event.by} via {event.via}"
+    effects: list[Effect] = [Note("resolved", detail, event.by, event.via), CancelPages("all")]
+    return _decide(state, effects, policy, detail)
+
+
+def _escalate_now(state: AlertState, event: EscalateNow, now: datetime, policy: Policy) -> Decision:
+    if state.status == "resolved":
+        return _unchanged(state, policy, f"already resolved by {state.resolved_by}")
+    note = Note(
+        "escalated_manually",
+        f"escalation requested by {event.by} via {event.via}",
+        event.by,
+        event.via,
+    )
+    if state.next_step < len(policy.steps):
+        index = state.next_step
+        target = policy.steps[index]
+        state = replace(
+            state, level=index, next_step=index + 1, clock_base=now - target.after, repeats_done=0
+        )
+        page = Page(level=index, step=target, reason="escalated manually")
+    else:
+        index = len(policy.steps) - 1
+        page = Page(level=index, step=policy.steps[index], reason="escalated manually")
+    return _decide(state, [note, page], policy, f"escalated to level {index}")

@@ -1,0 +1,122 @@
+"""Connecting to the store and keeping its schema current.
+
+SQLite is the embedded default: WAL with `synchronous=FULL`, so an alert answered 2xx
+survives a power cut, and `BEGIN IMMEDIATE` for every transaction, so a CLI ack and the
+daemon's tick queue for the write lock instead of failing with "database is locked"
+when a read transaction tries to upgrade. PostgreSQL is for replicas.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+# Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent migrations.
+_MIGRATION_LOCK = 0x65736361
+
+
+def default_database_url() -> str:
+    """`ESCALATOR_DATABASE_URL`, else a SQLite file in the user's state directory.
+
+    Not the current directory: the on-call engineer's `escalator ack` must find the same
+    database as the daemon wherever the shell happens to be.
+    """
+    url = os.environ.get("ESCALATOR_DATABASE_URL")
+    if url:
+        return url
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return f"sqlite:///{state / 'escalator' / 'escalator.db'}"
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    return create_engine(url, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of truth: everything inside commits together or not at all."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(files("escalator.migrations")))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to head; safe when several replicas start at once on PostgreSQL."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        if is_postgres(engine):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+def require_current_schema(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotReady(
+            f"database schema is at {current or 'nothing'}, expected {head}: "
+            "run `escalator db upgrade` (or start `escalator serve`, which upgrades)"
+        )
