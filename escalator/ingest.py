@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from escalator import machine
 from escalator.alerts import Paging, PolicyCache, apply_decision, note, state_of
 from escalator.config import Config
-from escalator.machine import AlertState, Resolve
+from escalator.machine import AlertState, Resolve, Tick
 from escalator.store.tables import AlertRow
 
 
@@ -154,7 +154,6 @@ def _open(
         "policy_name": name,
         "policy_id": pid,
         **{k: getattr(state, k) for k in AlertState.__dataclass_fields__},
-        # Due at once: the engine's immediate wake fires level 0.
         "next_action_at": now,
         "updated_at": now,
     }
@@ -162,6 +161,12 @@ def _open(
     if alert_id is None:
         result.updated += 1
         return
+    # Level 0 is decided here, in the same transaction: when Alertmanager gets its 2xx the
+    # first page is already in the outbox, and it leaves without waiting for a tick.
+    row = session.get(AlertRow, alert_id)
+    assert row is not None
+    policy = config.policies[name]
+    decision = machine.step(state, Tick(), now, policy, paging.reachable)
     note(
         session,
         alert_id,
@@ -171,6 +176,7 @@ def _open(
         "alertmanager",
         "alertmanager",
     )
+    apply_decision(session, row, decision, paging, now)
     result.opened.append(alert_id)
 
 

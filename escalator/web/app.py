@@ -145,8 +145,8 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
             return store_down(exc)
         for alert in payload.alerts:
             ALERTS_IN.labels(alert.status).inc()
-        if result.opened or result.resolved:
-            daemon.runner.wake()
+        if result.opened:
+            daemon.runner.wake_sender()  # level 0 is already in the outbox
         if result.unrouted:
             log.warning(
                 "no route or default policy for %d alert(s): %s",
