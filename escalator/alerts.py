@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from escalator import machine
@@ -52,15 +53,19 @@ class PolicyCache:
 
     def ensure(self, session: Session, name: str, policy: Policy, now: datetime) -> str:
         pid = policy_id(policy)
-        if pid not in self._by_id:
-            if session.get(PolicyRow, pid) is None:
-                session.add(
-                    PolicyRow(
-                        id=pid, name=name, body=policy.model_dump(mode="json"), created_at=now
-                    )
-                )
-                session.flush()
-            self._by_id[pid] = policy
+        # Inserted in every opening transaction, never skipped on the strength of the cache:
+        # a transaction that rolled back after inserting it would leave the cache believing
+        # a row that does not exist, and every later alert would fail its foreign key.
+        # ON CONFLICT DO NOTHING: two replicas (or HA webhook posts) opening the first alert
+        # of a new policy at once must not fail one of them on the primary key.
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(PolicyRow)
+            .values(id=pid, name=name, body=policy.model_dump(mode="json"), created_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        self._by_id.setdefault(pid, policy)
         return pid
 
 
@@ -112,19 +117,30 @@ def note(
 def _deliveries(
     paging: Paging, recipient: Recipient, urgency: str
 ) -> list[tuple[str, str | None, timedelta]]:
-    """(method, address, delay) for each way to reach a recipient; console when none works."""
-    if recipient.kind == "channel":
-        if "chat" in paging.methods:
-            return [("chat", recipient.id, timedelta(0))]
-        return [("console", f"#{recipient.id}", timedelta(0))]
+    """(method, address, delay) for each way to reach a recipient; console when none works.
+
+    A channel target goes to the chat webhook configured under its name, else to the generic
+    JSON webhook of that name, else to the console. A person gets one row per contact rule
+    for the urgency whose method has a channel and an address (the sender bundles and
+    rate-limits them, and falls back along this order when one fails).
+    """
     assert paging.config is not None
+    if recipient.kind == "channel":
+        settings = paging.config.channels
+        if "chat" in paging.methods and settings.chat and recipient.id in settings.chat.webhooks:
+            return [("chat", recipient.id, timedelta(0))]
+        if (
+            "webhook" in paging.methods
+            and settings.webhook
+            and recipient.id in settings.webhook.endpoints
+        ):
+            return [("webhook", recipient.id, timedelta(0))]
+        return [("console", f"#{recipient.id}", timedelta(0))]
     person = paging.config.person(recipient.id)
     out: list[tuple[str, str | None, timedelta]] = []
     if person is not None:
         for rule in person.rules.get(urgency, []):
-            address = {"sms": person.phone, "voice": person.phone, "email": person.email}.get(
-                rule.method
-            )
+            address = person.address(rule.method)
             if rule.method in paging.methods and (address or rule.method == "console"):
                 out.append((rule.method, address, rule.after))
     if not out and "console" in paging.methods:
@@ -158,7 +174,8 @@ def _page(session: Session, row: AlertRow, effect: Page, paging: Paging, now: da
                     address=address,
                     level=effect.level,
                     urgency=effect.step.urgency,
-                    condition=effect.step.condition,
+                    # None: nothing cancels it but a resolve (a requested escalation).
+                    condition=effect.step.condition if effect.conditional else None,
                     reason=effect.reason,
                     payload={"via": recipient.via, "repeat": effect.repeat},
                     status="pending",
@@ -187,7 +204,7 @@ def apply_decision(
                 effect.detail,
                 effect.actor,
                 effect.via,
-                level=decision.state.level if effect.kind.startswith(("nobody", "step")) else None,
+                level=effect.level,
             )
         elif isinstance(effect, CancelPages):
             stmt = (
@@ -200,6 +217,9 @@ def apply_decision(
             session.execute(stmt)
         elif isinstance(effect, Page):
             _page(session, row, effect, paging, now)
+    from escalator.incident_store import on_decision  # late: it builds on this module
+
+    on_decision(session, row, decision, now)  # incident commander, resolution, SLA response
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,13 @@ def main(
 
 
 @main.command()
+# Also accepted after `serve` (`escalator serve --config FILE`), as the README shows.
+@click.option(
+    "--config",
+    "serve_config",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (same as the global --config).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option(
@@ -184,9 +191,12 @@ def main(
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @pass_ctx
-def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
+def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_level: str) -> None:
     """Run the daemon: webhook, engine, sender, API."""
     import uvicorn
+
+    if serve_config is not None:
+        ctx.config_path = serve_config
 
     from escalator.daemon import build_daemon
     from escalator.web.app import create_app, is_loopback
@@ -225,6 +235,8 @@ def serve(ctx: Context, host: str, port: int, log_level: str) -> None:
         raise click.ClickException(
             f"cannot open {_safe_url(ctx.database_url)}: {exc.orig}"
         ) from exc
+    except ValueError as exc:  # a channel whose secret or public_url is missing
+        raise click.ClickException(f"{ctx.config_path or DEFAULT_CONFIG}: {exc}") from exc
     log.info(
         "database %s, schema current; %d policies, %d people",
         _safe_url(ctx.database_url),
@@ -423,14 +435,16 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
     click.echo("timeline:")
     for entry in shown["timeline"]:
         who = f" [{entry['actor']}]" if entry["actor"] else ""
-        click.echo(f"  {entry['at']}  {entry['kind']:<14}{entry['detail']}{who}")
+        # The space after the padded kind keeps long kinds (escalated_manually) apart.
+        click.echo(f"  {entry['at']}  {entry['kind']:<14} {entry['detail']}{who}")
 
 
 @main.command()
 @click.option("--at", "at", help="When (ISO 8601, now, +2h); default now.")
+@click.option("--role", "role", metavar="NAME", help="Only this role (or rotation).")
 @output_option
 @pass_ctx
-def oncall(ctx: Context, at: str | None, output: str) -> None:
+def oncall(ctx: Context, at: str | None, role: str | None, output: str) -> None:
     """Who holds each rotation and role."""
     when = _parse_time(at) or datetime.now(UTC)
     if ctx.server:
@@ -447,6 +461,10 @@ def oncall(ctx: Context, at: str | None, output: str) -> None:
         except click.ClickException as exc:
             click.echo(f"warning: overrides not read ({exc.message})", err=True)
         rows = views.oncall(config, when, overrides)
+    if role is not None:
+        rows = [r for r in rows if r["name"] == role]
+        if not rows:
+            raise click.BadParameter(f"no role or rotation {role!r}", param_hint="--role")
     if output == "json":
         _print_json(rows)
         return
@@ -502,6 +520,9 @@ def config_warnings(config: Config) -> list[str]:
             warnings.append(f"server.{name} is not set: only loopback clients will be accepted")
         elif secret.resolve() is None:
             warnings.append(f"server.{name}: {secret.describe()} has no value here")
+    from escalator.schedule import roster_warnings  # coverage gaps in the next weeks
+
+    warnings.extend(roster_warnings(config, datetime.now(UTC)))
     return warnings
 
 
@@ -525,6 +546,13 @@ def db_upgrade(ctx: Context) -> None:
         engine.dispose()
     click.echo(f"{_safe_url(ctx.database_url)}: schema is current")
 
+
+# The roster commands (override, schedule, simulate) register themselves on `main`.
+import escalator.commands_roster  # noqa: E402, F401
+from escalator.commands_paging import register as register_paging  # noqa: E402
+
+register_paging(main)
+__import__("escalator.commands_incidents").commands_incidents.register(main)  # update, report..
 
 if __name__ == "__main__":
     main()

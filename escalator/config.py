@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -140,6 +140,10 @@ class Person(Strict):
     def display(self) -> str:
         return self.name or self.id
 
+    def address(self, method: str) -> str | None:
+        """Where `method` reaches this person (phone for SMS and voice), or None."""
+        return {"sms": self.phone, "voice": self.phone, "email": self.email}.get(method)
+
 
 class Team(Strict):
     id: Identifier
@@ -159,26 +163,114 @@ WEEKDAYS: tuple[Weekday, ...] = (
 )
 
 
-class Rotation(Strict):
-    """A rotation hands the shift from one member to the next at a local wall-clock time."""
+def _weekday_list(value: Any) -> Any:
+    """`weekdays` and `weekend` are shorthands for the usual day lists."""
+    shorthands = {"weekdays": list(WEEKDAYS[:5]), "weekend": list(WEEKDAYS[5:]), "daily": WEEKDAYS}
+    if isinstance(value, str):
+        if value not in shorthands:
+            raise ValueError(f"{value!r}: give a list of days, `weekdays`, `weekend` or `daily`")
+        return list(shorthands[value])
+    return value
 
-    id: Identifier
-    name: str | None = None
+
+class Restriction(Strict):
+    """A weekly window, in the rotation's time zone, when a layer is on duty.
+
+    `to` at or before `from` ends on the next day, so `from: "17:00", to: "09:00"` is a
+    night shift and `from` equal to `to` is the whole day.
+    """
+
+    days: Annotated[list[Weekday], BeforeValidator(_weekday_list)] = Field(
+        default_factory=lambda: list(WEEKDAYS), min_length=1
+    )
+    starts: time = Field(alias="from")
+    ends: time = Field(alias="to")
+
+
+class ShiftPattern(Strict):
+    """How shifts are cut and handed from member to member; a rotation or one of its layers."""
+
     type: Literal["hourly", "daily", "weekly", "custom"] = "weekly"
     shift_length: Duration | None = None
     handoff_time: time = time(9, 0)
     handoff_weekday: Weekday = "monday"
-    timezone: TimeZoneName = "UTC"
     start: date = date(2026, 1, 5)
-    members: list[str] = Field(min_length=1)
+    members: list[str] = Field(default_factory=list)
+    restrictions: list[Restriction] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _custom_needs_length(self) -> Rotation:
+    def _custom_needs_length(self) -> ShiftPattern:
         if self.type == "custom" and (
             self.shift_length is None or self.shift_length <= timedelta(0)
         ):
             raise ValueError("a custom rotation needs a positive `shift_length`")
         return self
+
+
+class Layer(ShiftPattern):
+    """One layer of a layered rotation; the first layer on duty at a moment decides."""
+
+    name: Identifier
+    members: list[str] = Field(min_length=1)
+
+
+class RotationOverride(Strict):
+    """`person` holds the rotation from `from` to `until` (times without an offset are in
+    the rotation's time zone)."""
+
+    person: str
+    starts: datetime = Field(alias="from")
+    ends: datetime = Field(alias="until")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RotationOverride:
+        if (self.starts.tzinfo is None) == (self.ends.tzinfo is None) and self.ends <= self.starts:
+            raise ValueError("`until` must be after `from`")
+        return self
+
+
+_PATTERN_KEYS = ("type", "shift_length", "handoff_time", "handoff_weekday", "start", "restrictions")
+
+
+class Rotation(ShiftPattern):
+    """A rotation hands the shift from one member to the next at a local wall-clock time.
+
+    The common case is one pattern (`members` plus the shift fields). A layered rotation
+    gives `layers` instead, each with its own pattern and time restrictions (say business
+    hours by one group, the rest by another); the first layer on duty at a moment decides.
+    """
+
+    id: Identifier
+    name: str | None = None
+    timezone: TimeZoneName = "UTC"
+    layers: list[Layer] = Field(default_factory=list)
+    overrides: list[RotationOverride] = Field(default_factory=list)
+    # Tell the incoming person this long before their shift starts; null: no notices.
+    shift_notice: Duration | None = timedelta(minutes=15)
+
+    @model_validator(mode="after")
+    def _members_or_layers(self) -> Rotation:
+        if self.layers:
+            if self.members:
+                raise ValueError("give `members` or `layers`, not both")
+            misplaced = sorted(set(_PATTERN_KEYS) & self.model_fields_set)
+            if misplaced:
+                raise ValueError(
+                    f"{', '.join(misplaced)}: with `layers`, set these on each layer"
+                )
+            names = [layer.name for layer in self.layers]
+            if len(set(names)) != len(names):
+                raise ValueError("layer names must be unique within a rotation")
+        elif not self.members:
+            raise ValueError("a rotation needs `members` (or `layers`)")
+        return self
+
+    @property
+    def patterns(self) -> list[tuple[str | None, ShiftPattern]]:
+        """(layer name, pattern) in precedence order; one unnamed pattern without layers."""
+        if self.layers:
+            return [(layer.name, layer) for layer in self.layers]
+        return [(None, self)]
 
 
 class Target(Strict):
@@ -219,10 +311,15 @@ class Step(Strict):
 
 
 class Repeat(Strict):
-    """Repeat the last step `times` more times, `every` apart, while its condition holds."""
+    """Repeat the last step `times` more times, `every` apart, while `condition` holds.
+
+    `condition` defaults to the last step's; `unacknowledged` stops the repeats once someone
+    is working the incident even when the last step itself pages while "still down".
+    """
 
     every: Duration
     times: int = Field(ge=1, le=100)
+    condition: Literal["unacknowledged", "unresolved"] | None = None
 
     @field_validator("every")
     @classmethod
@@ -275,14 +372,87 @@ class ConsoleChannel(Strict):
     enabled: bool = True
 
 
+class TwilioChannel(Strict):
+    """Twilio SMS and voice from one number; Twilio calls back at `server.public_url`."""
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: Secret
+    from_number: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    sms: bool = True
+    voice: bool = True
+    timeout: Duration = timedelta(seconds=10)
+    # TEST ONLY: where the twilio SDK sends its REST calls (a loopback fake of the API).
+    # Leave unset in production: the SDK then talks to https://api.twilio.com.
+    api_base_url: str | None = None
+
+
+class EmailChannel(Strict):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    # starttls: plain connection upgraded with STARTTLS (port 587); tls: implicit TLS (465);
+    # none: unencrypted (a local relay only).
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    from_address: str
+    # A CA bundle to trust instead of the system's (a private CA, or a test's self-signed cert).
+    ca_file: Path | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+class ChatChannel(Strict):
+    """Slack-compatible incoming webhooks, one URL per channel name used in `targets`."""
+
+    webhooks: dict[Identifier, Secret] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class WebhookChannel(Strict):
+    """A generic JSON POST, for targets `{channel: NAME}` whose name is listed here."""
+
+    endpoints: dict[Identifier, Secret] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class RateLimit(Strict):
+    """At most `max` messages to one person by one method per `per`."""
+
+    max: int = Field(ge=1)
+    per: Duration
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    return {
+        "sms": RateLimit(max=5, per=timedelta(minutes=10)),
+        "voice": RateLimit(max=3, per=timedelta(minutes=10)),
+        "email": RateLimit(max=10, per=timedelta(minutes=10)),
+    }
+
+
 class Channels(Strict):
     console: ConsoleChannel = ConsoleChannel()
+    twilio: TwilioChannel | None = None
+    email: EmailChannel | None = None
+    chat: ChatChannel | None = None
+    webhook: WebhookChannel | None = None
+    # Pages to one person by one method that fall due within this long of the last message
+    # wait for the end of the window and go out as one message listing every alert.
+    bundle_window: Duration = timedelta(seconds=10)
+    rate_limits: dict[Literal["sms", "voice", "email", "chat", "webhook"], RateLimit] = Field(
+        default_factory=_default_rate_limits
+    )
+    # Alerts with the same values of these labels are one incident: the first page of an
+    # incident a person has not yet been sent (within the rate window) is never held back.
+    incident_labels: list[str] = Field(default_factory=lambda: ["alertname"])
 
 
 class Server(Strict):
     webhook_token: Secret | None = None
     api_token: Secret | None = None
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # The URL Twilio reaches this daemon at (https in production); webhook signatures are
+    # checked against it, so it must be exactly what is configured in the Twilio console.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
 
 class Engine(Strict):
@@ -291,6 +461,85 @@ class Engine(Strict):
     send_lease: Duration = timedelta(seconds=30)
     send_retry_base: Duration = timedelta(seconds=2)
     send_max_attempts: int = Field(default=8, ge=1)
+
+
+class TemplateSource(Strict):
+    """A Jinja2 template given inline (`text`) or as a file path (`file`)."""
+
+    text: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemplateSource:
+        if (self.text is None) == (self.file is None):
+            raise ValueError("give exactly one of `text` (the template) or `file` (a path)")
+        return self
+
+
+IncidentNotice = Literal[
+    "initial",
+    "status_update",
+    "stakeholder_update",
+    "resolution",
+    "update_reminder",
+    "postmortem_reminder",
+    "multiple_critical",
+]
+
+
+class MultipleCritical(Strict):
+    """The seed's "multiple critical alerts simultaneously": page `targets` once per episode."""
+
+    enabled: bool = True
+    threshold: int = Field(default=3, ge=2)
+    severity: str = "critical"
+    targets: list[Target] = Field(default_factory=lambda: [Target(role="engineering_lead")])
+
+
+class Incidents(Strict):
+    """The seed's communication protocol for incidents (alerts of `severities`)."""
+
+    enabled: bool = True
+    severities: list[str] = Field(default_factory=lambda: ["critical"])
+    service: str = "CredLink API"
+    # The chat channel the initial notification, status updates and resolution go to.
+    channel: Identifier = "incidents"
+    channel_prefix: str = "incident-"
+    status_update_every: Duration = timedelta(minutes=15)
+    stakeholder_update_every: Duration = timedelta(minutes=30)
+    stakeholders: list[Target] = Field(default_factory=list)
+    stakeholder_emails: list[str] = Field(default_factory=list)
+    postmortem_within: Duration = timedelta(hours=24)
+    postmortem_reminder_every: Duration = timedelta(hours=8)
+    # Stop reminding about a post-mortem this long after it fell overdue.
+    postmortem_stop_after: Duration = timedelta(days=7)
+    multiple_critical: MultipleCritical = MultipleCritical()
+    # Per delivery method (chat, email, sms, console, ...), templates replacing the defaults.
+    templates: dict[str, dict[IncidentNotice, TemplateSource]] = Field(default_factory=dict)
+
+    @field_validator("status_update_every", "stakeholder_update_every", "postmortem_reminder_every")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @field_validator("stakeholder_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+
+class Runbook(Strict):
+    """What the seed's runbook says first: where it is and what to do in the first minutes."""
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    title: str | None = None
+    impact: list[str] = Field(default_factory=list)
+    immediate_actions: list[str] = Field(default_factory=list)
 
 
 class Config(Strict):
@@ -304,6 +553,8 @@ class Config(Strict):
     routes: list[Route] = Field(default_factory=list)
     default_policy: str | None = None
     channels: Channels = Channels()
+    incidents: Incidents = Incidents()
+    runbooks: dict[str, Runbook] = Field(default_factory=dict)
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.people if p.id == person_id), None)
@@ -352,6 +603,16 @@ def _references(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             for j, member in enumerate(item.members):
                 if member not in people:
                     problems.append(((kind, i, "members", j), f"unknown person {member!r}"))
+    for i, rotation in enumerate(cfg.rotations):
+        for k, layer in enumerate(rotation.layers):
+            for j, member in enumerate(layer.members):
+                if member not in people:
+                    path = ("rotations", i, "layers", k, "members", j)
+                    problems.append((path, f"unknown person {member!r}"))
+        for k, override in enumerate(rotation.overrides):
+            if override.person not in people:
+                path = ("rotations", i, "overrides", k, "person")
+                problems.append((path, f"unknown person {override.person!r}"))
     known = {
         "person": people,
         "team": {t.id for t in cfg.teams},
@@ -432,6 +693,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
             # Drop pydantic's union/validator tags (e.g. "function-after[...]") from the path.
             path = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
             message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key {path[-1]!r} (a typo, or a key this version lacks?)"
             problems.append((located(path), message))
         raise ConfigError(source, problems) from exc
     refs = _references(cfg)

@@ -24,8 +24,10 @@ from escalator import machine
 from escalator.alerts import Paging, PolicyCache, apply_decision, load_overrides, state_of
 from escalator.clock import Clock
 from escalator.config import Config
+from escalator.incident_store import tick_incidents
 from escalator.machine import Tick
 from escalator.notify.sender import Sender
+from escalator.shift_notices import ShiftNotices
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow
 
@@ -55,6 +57,7 @@ class EscalationEngine:
         self.methods = methods
         self.policies = policies or PolicyCache()
         self._lock = threading.Lock()
+        self.notices = ShiftNotices(factory, config, methods)
 
     def paging(self, session: Session, now: datetime) -> Paging:
         return Paging(self.config, self.methods, load_overrides(session, now))
@@ -69,8 +72,10 @@ class EscalationEngine:
                 stepped += count
                 if count < self.config.engine.batch_size:
                     break
+            self.notices.run(now)  # "you are on call from ... to ..." (escalator.shift_notices)
+            queued = tick_incidents(self.factory, self.config, now, self.methods)
         STEPS.inc(stepped)
-        return stepped
+        return stepped + queued
 
     def _tick_batch(self, now: datetime) -> int:
         with transaction(self.factory) as session:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from escalator import machine
 from escalator.alerts import Paging, PolicyCache, apply_decision, note, state_of
 from escalator.config import Config
+from escalator.incident_store import absorb_severity_rise, alert_opened, aliased_row
 from escalator.machine import AlertState, Resolve, Tick
 from escalator.store.tables import AlertRow
 
@@ -136,6 +137,12 @@ def _open(
     now: datetime,
     result: IngestResult,
 ) -> None:
+    # A warning turning critical arrives with a new fingerprint: same alert, moved up.
+    if absorb_severity_rise(
+        session, *key, alert.labels, alert.annotations, config, paging, policies, now
+    ):
+        result.updated += 1
+        return
     name = config.route(alert.labels)
     if name is None:
         result.unrouted.append(alert.fingerprint)
@@ -177,6 +184,7 @@ def _open(
         "alertmanager",
     )
     apply_decision(session, row, decision, paging, now)
+    alert_opened(session, row, config, now)  # response-time SLA; incident if critical
     result.opened.append(alert_id)
 
 
@@ -189,6 +197,10 @@ def _resolve(
     now: datetime,
     result: IngestResult,
 ) -> None:
+    row, held = aliased_row(session, row, alert.fingerprint, _utc(alert.startsAt), now)
+    if held:  # one occurrence of an alert whose severity rose cleared; the other fires on
+        result.updated += 1
+        return
     if row is None or row.status == "resolved":
         # Never seen (opened before escalator ran, or unrouted) or already closed.
         result.ignored += 1

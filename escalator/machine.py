@@ -12,10 +12,12 @@ Rules (the README repeats them for users):
 - A step that reaches nobody (the roster resolves it to no one) is recorded and the next
   step fires at once, so an empty slot never means silence.
 - After the last step, `repeat` pages the last step again every `every`, `times` times,
-  while its condition holds.
+  while the repeat's condition (by default the last step's) holds. Repeats that fell due
+  together (the engine was down) are one page, not a burst.
 - An acknowledgement may carry an end (`ack_timeout`, or a snooze's `until`). When it ends
   the alert is triggered again: the level it had reached is paged again at once, and the
-  later steps follow at their usual spacing from that moment.
+  later steps follow at their usual spacing from that moment. Acknowledging again while
+  acknowledged renews the timeout.
 - Resolve works from any state and cancels every page not yet sent; acknowledge cancels
   the pages of `unacknowledged` steps not yet sent.
 """
@@ -88,12 +90,17 @@ Event = Tick | Ack | Resolve | EscalateNow
 
 @dataclass(frozen=True)
 class Page:
-    """Notify the targets of `step` (level `level`); `repeat` > 0 for repeats of the last step."""
+    """Notify the targets of `step` (level `level`); `repeat` > 0 for repeats of the last step.
+
+    `conditional` pages are dropped unsent once the step's condition stops holding (an ack
+    cancels an `unacknowledged` step's queued calls); a page a person asked for is not.
+    """
 
     level: int
     step: Step
     repeat: int = 0
     reason: str = "escalation"
+    conditional: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Note:
     detail: str
     actor: str | None = None
     via: str | None = None
+    level: int | None = None  # the level the note is about, when it is about one
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ def _advance(
                     "step_skipped",
                     f"level {index} skipped: {step.condition} no longer holds "
                     f"(alert is {state.status})",
+                    level=index,
                 )
             )
             state = replace(state, next_step=index + 1)
@@ -195,22 +204,42 @@ def _advance(
                 "the next level now" if index + 1 < len(policy.steps) else "no further level"
             )
             effects.append(
-                Note("nobody_to_page", f"level {index} reaches nobody; paging {following}")
+                Note(
+                    "nobody_to_page",
+                    f"level {index} reaches nobody; paging {following}",
+                    level=index,
+                )
             )
             forced = True
             continue
         effects.append(Page(level=index, step=step))
+    missed = 0
     while _repeat_pending(state, policy) and _repeat_due(state, policy) <= now:
-        done = state.repeats_done + 1
-        state = replace(state, repeats_done=done)
+        state = replace(state, repeats_done=state.repeats_done + 1)
+        missed += 1
+    if missed:
+        # Repeats missed while the engine was down are one page, not a burst of identical
+        # pages to the same person in the same second.
+        done = state.repeats_done
+        assert policy.repeat is not None
         last = policy.steps[-1]
+        if policy.repeat.condition is not None:
+            last = last.model_copy(update={"condition": policy.repeat.condition})
+        if missed > 1:
+            effects.append(
+                Note("repeats_missed", f"repeats {done - missed + 1}-{done} fell due together")
+            )
         if condition_holds(last.condition, state.status):
             effects.append(
                 Page(level=len(policy.steps) - 1, step=last, repeat=done, reason="repeat")
             )
         else:
             effects.append(
-                Note("repeat_skipped", f"repeat {done} skipped: alert is {state.status}")
+                Note(
+                    "repeat_skipped",
+                    f"repeat {done} skipped: alert is {state.status}",
+                    level=len(policy.steps) - 1,
+                )
             )
     return state, effects
 
@@ -290,6 +319,15 @@ def _ack(state: AlertState, event: Ack, now: datetime, policy: Policy) -> Decisi
     if state.status == "resolved":
         return _unchanged(state, policy, f"already resolved by {state.resolved_by}")
     if state.status == "acknowledged":
+        if event.until is None and policy.ack_timeout is not None:
+            # Acknowledging again renews the timeout, as in PagerDuty: "still on it".
+            renewed = now + policy.ack_timeout
+            if renewed == state.ack_expires_at:
+                return _unchanged(state, policy, f"already acknowledged by {state.acked_by}")
+            state = replace(state, ack_expires_at=renewed)
+            detail = f"acknowledgement renewed by {event.by} until {renewed.isoformat()}"
+            renewal = Note("ack_renewed", detail, event.by, event.via)
+            return _decide(state, [renewal], policy, detail)
         if event.until is None or event.until == state.ack_expires_at:
             return _unchanged(state, policy, f"already acknowledged by {state.acked_by}")
         state = replace(state, ack_expires_at=event.until)
@@ -342,8 +380,10 @@ def _escalate_now(state: AlertState, event: EscalateNow, now: datetime, policy: 
         state = replace(
             state, level=index, next_step=index + 1, clock_base=now - target.after, repeats_done=0
         )
-        page = Page(level=index, step=target, reason="escalated manually")
+        page = Page(level=index, step=target, reason="escalated manually", conditional=False)
     else:
         index = len(policy.steps) - 1
-        page = Page(level=index, step=policy.steps[index], reason="escalated manually")
+        page = Page(
+            level=index, step=policy.steps[index], reason="escalated manually", conditional=False
+        )
     return _decide(state, [note, page], policy, f"escalated to level {index}")

@@ -56,7 +56,11 @@ def _reset_pg(url: str) -> None:
     engine = make_engine(url)
     upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE alerts, timeline, outbox, overrides, policies CASCADE"))
+        conn.execute(
+            text(
+                "TRUNCATE alerts, timeline, outbox, overrides, policies, trigger_episodes CASCADE"
+            )
+        )
     engine.dispose()
 
 

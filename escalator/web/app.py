@@ -32,6 +32,8 @@ from escalator.ingest import AMWebhook, ingest
 from escalator.machine import Ack, EscalateNow, Resolve
 from escalator.store.db import SchemaNotReady, require_current_schema, transaction
 from escalator.store.tables import AlertRow
+from escalator.web.calendar import calendar_router
+from escalator.web.twilio import twilio_router
 
 log = logging.getLogger("escalator.web")
 
@@ -276,4 +278,6 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
             return store_down(exc)
         return JSONResponse(views.oncall(config, when, overrides))
 
+    app.include_router(calendar_router(daemon, lambda r: _authorized(r, daemon.api_token)))
+    app.include_router(twilio_router(daemon))  # signed by Twilio, not by bearer token
     return app

@@ -1,0 +1,271 @@
+"""Shared test helpers: the shipped config, a recording channel, Alertmanager bodies.
+
+Kept free of fixtures so test modules import plain functions and the intent stays visible
+at the call site.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from escalator.config import Config, load_config
+from escalator.notify.base import Delivery, Message, SendResult
+from escalator.store.db import transaction
+from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "config" / "escalator.yaml"
+
+# A Monday afternoon inside the shipped weekly rotation (alice holds 2026-03-02..09).
+T0 = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+
+
+def shipped_config() -> Config:
+    return load_config(SHIPPED_CONFIG)
+
+
+def at(minute: float) -> datetime:
+    return T0 + timedelta(minutes=minute)
+
+
+class Recorder:
+    """A Channel that records every delivery; `outcomes` scripts results per call."""
+
+    def __init__(self, method: str = "console", outcomes: list[SendResult] | None = None):
+        self.method = method
+        self.outcomes = list(outcomes or [])
+        self.sent: list[tuple[Delivery, Message]] = []
+        self._lock = threading.Lock()
+
+    def send(self, delivery: Delivery, message: Message) -> SendResult:
+        with self._lock:
+            self.sent.append((delivery, message))
+            if self.outcomes:
+                return self.outcomes.pop(0)
+        return SendResult("sent", "recorded", provider_id=f"rec-{delivery.id}")
+
+    def pages(self) -> list[Delivery]:
+        """Escalation pages only (they carry a level), not incident or shift notices."""
+        return [d for d, _ in self.sent if d.level is not None]
+
+
+# Alertmanager 0.25 webhook bodies ---------------------------------------------------------
+
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+DEFAULT_FINGERPRINT = "d9f5ab31c1a7e2b4"
+
+
+def am_alert(
+    fingerprint: str = DEFAULT_FINGERPRINT,
+    status: str = "firing",
+    starts_at: str = "2026-03-02T18:59:47.123456789Z",
+    ends_at: str = GO_ZERO_TIME,
+    severity: str = "critical",
+    alertname: str = "CredLinkAPIDown",
+    instance: str | None = None,
+    **labels: str,
+) -> dict[str, Any]:
+    """One alert as Alertmanager 0.25 renders it (nanosecond startsAt, Go zero endsAt).
+
+    Alertmanager's fingerprint is a hash of the labels, so another fingerprint comes with
+    other labels: the instance is derived from it unless given.
+    """
+    if instance is None:
+        instance = "api-1" if fingerprint == DEFAULT_FINGERPRINT else f"api-{fingerprint}"
+    return {
+        "status": status,
+        "labels": {
+            "alertname": alertname,
+            "instance": f"{instance}.credlink.internal:8080",
+            "job": "credlink-api",
+            "severity": severity,
+            **labels,
+        },
+        "annotations": {
+            "summary": "CredLink API is down",
+            "description": "api-1 has failed its health check for 1 minute.",
+            "runbook_url": "https://runbooks.credlink.example/api-down",
+        },
+        "startsAt": starts_at,
+        "endsAt": ends_at,
+        "generatorURL": "http://prometheus.credlink.internal:9090/graph?g0.expr=up%7Bjob%3D%22credlink-api%22%7D+%3D%3D+0&g0.tab=1",
+        "fingerprint": fingerprint,
+    }
+
+
+def am_body(*alerts: dict[str, Any], receiver: str = "escalator") -> dict[str, Any]:
+    """A whole version-4 webhook body, as Alertmanager 0.25 posts it."""
+    firing = any(a["status"] == "firing" for a in alerts)
+    common = dict(alerts[0]["labels"]) if alerts else {}
+    for alert in alerts[1:]:
+        common = {k: v for k, v in common.items() if alert["labels"].get(k) == v}
+    return {
+        "receiver": receiver,
+        "status": "firing" if firing else "resolved",
+        "alerts": list(alerts),
+        "groupLabels": {"alertname": common.get("alertname", "")},
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.credlink.internal:9093",
+        "version": "4",
+        "groupKey": '{}/{severity=~"critical|warning"}:{alertname="CredLinkAPIDown"}',
+        "truncatedAlerts": 0,
+    }
+
+
+# Store inspection ------------------------------------------------------------------------
+
+
+def alert_rows(factory: Any) -> list[AlertRow]:
+    with transaction(factory) as session:
+        return list(session.scalars(select(AlertRow).order_by(AlertRow.id)))
+
+
+def outbox_rows(
+    factory: Any, alert_id: int | None = None, pages_only: bool = True
+) -> list[OutboxRow]:
+    """Outbox rows; by default only escalation pages (incident/shift notices have no level)."""
+    with transaction(factory) as session:
+        query = select(OutboxRow).order_by(OutboxRow.id)
+        if alert_id is not None:
+            query = query.where(OutboxRow.alert_id == alert_id)
+        if pages_only:
+            query = query.where(OutboxRow.level.is_not(None))
+        return list(session.scalars(query))
+
+
+# What the escalation core itself writes to an alert's timeline.
+ESCALATION_KINDS = frozenset(
+    {
+        "opened",
+        "paged",
+        "sent",
+        "send_retry",
+        "send_failed",
+        "unreachable",
+        "acknowledged",
+        "snoozed",
+        "resolved",
+        "step_skipped",
+        "nobody_to_page",
+        "ack_expired",
+        "escalated_manually",
+        "repeat_skipped",
+        "repeats_missed",
+    }
+)
+_SEND_KINDS = frozenset({"sent", "send_retry", "send_failed"})
+
+
+def timeline(factory: Any, alert_id: int, escalation_only: bool = True) -> list[TimelineRow]:
+    """An alert's timeline; by default only the escalation core's entries (not incidents')."""
+    with transaction(factory) as session:
+        rows = list(
+            session.scalars(
+                select(TimelineRow).where(TimelineRow.alert_id == alert_id).order_by(TimelineRow.id)
+            )
+        )
+    if not escalation_only:
+        return rows
+    return [
+        r
+        for r in rows
+        if r.kind in ESCALATION_KINDS and not (r.kind in _SEND_KINDS and r.level is None)
+    ]
+
+
+def count_rows(factory: Any, table: Any) -> int:
+    with transaction(factory) as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+# A daemon driven by hand -------------------------------------------------------------------
+
+
+class Rig:
+    """A daemon on a FixedClock with a recording channel for every delivery method.
+
+    Tests move the clock, call `engine.tick()` and `sender.drain()` directly (the APScheduler
+    runner is never started), and read what each level paged from the recorder.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        config: Config | None = None,
+        start: datetime = T0,
+        recorder: Recorder | None = None,
+        methods: tuple[str, ...] = ("console",),
+        clock: Any = None,
+    ):
+        from escalator.clock import FixedClock
+        from escalator.daemon import build_daemon
+
+        self.clock = clock or FixedClock(start)
+        self.rec = recorder or Recorder()
+        self.daemon = build_daemon(
+            config or shipped_config(),
+            database_url,
+            clock=self.clock,
+            channels={m: self.rec for m in methods},
+        )
+        self.factory = self.daemon.factory
+
+    @property
+    def minute(self) -> float:
+        return (self.clock.now() - T0).total_seconds() / 60
+
+    def fire(self, *alerts: dict[str, Any]) -> Any:
+        """Post a webhook body through `ingest`, in one transaction, as the HTTP side does."""
+        from escalator.ingest import AMWebhook, ingest
+
+        payload = AMWebhook.model_validate(am_body(*alerts))
+        now = self.clock.now()
+        with transaction(self.factory) as session:
+            return ingest(
+                session,
+                payload,
+                self.daemon.config,
+                self.daemon.paging(session, now),
+                self.daemon.policies,
+                now,
+            )
+
+    def act(self, ids: list[int] | None, event: Any) -> list[Any]:
+        from escalator.alerts import act, open_alert_ids
+
+        now = self.clock.now()
+        with transaction(self.factory) as session:
+            targets = ids if ids is not None else open_alert_ids(session)
+            return act(
+                session, targets, event, self.daemon.paging(session, now), self.daemon.policies, now
+            )
+
+    def step(self) -> list[Delivery]:
+        """One engine tick and one sender drain at the current time; what was sent."""
+        before = len(self.rec.sent)
+        self.daemon.engine.tick()
+        self.daemon.sender.drain()
+        return [d for d, _ in self.rec.sent[before:] if d.level is not None]
+
+    def walk(self, until_minute: int, every: float = 1) -> dict[int, list[tuple[int, str]]]:
+        """Step every `every` minutes up to `until_minute`: {minute: [(level, recipient)]}."""
+        sent: dict[int, list[tuple[int, str]]] = {}
+        while True:
+            got = self.step()
+            if got:
+                minute = round(self.minute)
+                sent.setdefault(minute, []).extend(sorted((d.level or 0, d.recipient) for d in got))
+            if self.minute + every > until_minute + 1e-9:
+                return sent
+            self.clock.advance(minutes=every)
+
+    def close(self) -> None:
+        self.daemon.stop()
