@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escalator.alerts import Paging, PolicyCache, load_overrides
 from escalator.clock import Clock, SystemClock
+from escalator.config import ChatChannel as ChatChannelSettings
 from escalator.config import Config
 from escalator.engine import EscalationEngine, Runner
 from escalator.notify.base import Channel
@@ -26,10 +27,46 @@ log = logging.getLogger("escalator")
 
 
 def build_channels(config: Config) -> dict[str, Channel]:
-    """Channels that are configured; methods with none fall back to the console."""
+    """Channels that are configured; methods with none fall back to the console.
+
+    Secrets are resolved here, once; a configured channel whose secret has no value is an
+    error at start-up rather than a silent console fallback at 3 a.m.
+    """
+    from escalator.notify.chat import ChatChannel
+    from escalator.notify.email import EmailChannel
+    from escalator.notify.twilio_sms import TwilioSmsChannel, make_client
+    from escalator.notify.twilio_voice import TwilioVoiceChannel
+    from escalator.notify.webhook import WebhookChannel
+
+    settings = config.channels
+    public_url = config.server.public_url
     channels: dict[str, Channel] = {}
-    if config.channels.console.enabled:
+    if settings.console.enabled:
         channels["console"] = ConsoleChannel()
+    if settings.twilio is not None:
+        client = make_client(settings.twilio)
+        if settings.twilio.sms:
+            channels["sms"] = TwilioSmsChannel(client, settings.twilio.from_number, public_url)
+        if settings.twilio.voice:
+            if public_url is None:
+                raise ValueError("channels.twilio.voice needs server.public_url for its TwiML")
+            channels["voice"] = TwilioVoiceChannel(client, settings.twilio.from_number, public_url)
+    if settings.email is not None:
+        channels["email"] = EmailChannel(settings.email)
+    for name, section, cls in (
+        ("chat", settings.chat, ChatChannel),
+        ("webhook", settings.webhook, WebhookChannel),
+    ):
+        if section is None:
+            continue
+        urls = section.webhooks if isinstance(section, ChatChannelSettings) else section.endpoints
+        resolved = {}
+        for key, secret in urls.items():
+            value = secret.resolve()
+            if value is None:
+                raise ValueError(f"channels.{name}: {key}: {secret.describe()} has no value")
+            resolved[key] = value
+        channels[name] = cls(resolved, section.timeout.total_seconds())
     return channels
 
 
@@ -70,7 +107,7 @@ def build_daemon(
         upgrade(db)
     factory = session_factory(db)
     channels = build_channels(config) if channels is None else channels
-    sender = Sender(factory, channels, clock, config.engine)
+    sender = Sender(factory, channels, clock, config.engine, config=config)
     policies = PolicyCache()
     engine = EscalationEngine(factory, config, clock, sender.methods, policies)
     runner = Runner(engine, sender, config.engine.tick_interval)

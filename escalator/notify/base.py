@@ -36,6 +36,8 @@ class Message:
     body: str  # a few lines: summary, labels, links
     ack_hint: str  # how to acknowledge, for this method
     severity: str | None = None
+    # Every alert this message is about: one, or several when pages were bundled.
+    alert_ids: tuple[int, ...] = ()
 
 
 Outcome = Literal["sent", "retry", "failed"]

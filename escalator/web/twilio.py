@@ -1,0 +1,323 @@
+"""Twilio's webhooks: acknowledgement from the phone, and delivery reports.
+
+Set these in the Twilio console (README, "Paging channels"), all relative to
+`server.public_url`:
+
+- `POST /twilio/sms`            the number's "A message comes in" webhook: replies such as
+                                `ACK 42`, `ACK 42 43`, `ACK` (the last SMS page), `ACK ALL`,
+                                `RESOLVE 42` (case-insensitive). STOP, END and CANCEL are
+                                never used: Twilio intercepts them for opt-out.
+- `POST /twilio/voice`          TwiML for escalator's own calls (the call names it).
+- `POST /twilio/voice/gather`   the keypress: 1 acknowledges, 9 escalates now.
+- `POST /twilio/sms/status`, `POST /twilio/voice/status`   status callbacks (set per
+                                message and call by escalator itself).
+
+Every request must carry a valid `X-Twilio-Signature` over `public_url` + path + query and
+the form parameters, checked with the SDK's RequestValidator; anything else gets 403. The
+person is whoever the configuration gives that phone number; an unknown number is answered
+politely and can change nothing. Acks go through `escalator.alerts.act`, the same
+transaction path as the CLI and the API, and Twilio's retries of a webhook are harmless
+(acknowledging an acknowledged alert changes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+from escalator.alerts import Outcome, act
+from escalator.config import Person
+from escalator.daemon import Daemon
+from escalator.machine import Ack, EscalateNow, Event, Resolve
+from escalator.store.db import transaction
+from escalator.store.tables import AlertRow, OutboxRow
+
+log = logging.getLogger("escalator.twilio")
+
+_COMMAND = re.compile(r"^\s*(ack|acknowledge|resolve)\b[\s,:#]*(.*?)\s*$", re.I | re.S)
+_IDS = re.compile(r"^(?:#?\d+[\s,]*)+$")
+_MAX_FORM_BYTES = 64 * 1024
+_HELP = "Reply ACK and the alert number (ACK 42), ACK ALL, or RESOLVE 42."
+_SPOKEN_ALERTS = 5
+
+
+def _xml(twiml: Any, status: int = 200) -> Response:
+    return Response(str(twiml), status_code=status, media_type="application/xml")
+
+
+def _sms(text: str) -> Response:
+    reply = MessagingResponse()
+    reply.message(text)
+    return _xml(reply)
+
+
+def _say(twiml: VoiceResponse, text: str) -> None:
+    twiml.say(text, voice="alice", language="en-US")
+
+
+def _ids_text(ids: list[int]) -> str:
+    return ", ".join(f"#{i}" for i in ids)
+
+
+def twilio_router(daemon: Daemon) -> APIRouter:
+    """The routes above, bound to one daemon (its store, config and sender)."""
+    router = APIRouter(prefix="/twilio")
+    settings = daemon.config.channels.twilio
+    token = settings.auth_token.resolve() if settings is not None else None
+    validator = RequestValidator(token) if token else None
+    public_url = (daemon.config.server.public_url or "").rstrip("/")
+    by_phone = {p.phone: p for p in daemon.config.people if p.phone}
+
+    async def signed_form(request: Request) -> dict[str, str] | None:
+        """The form parameters if the request is really from Twilio, else None."""
+        if validator is None or not public_url:
+            log.warning("twilio webhook refused: channels.twilio or server.public_url unset")
+            return None
+        body = await request.body()
+        if len(body) > _MAX_FORM_BYTES:
+            return None
+        # Twilio posts application/x-www-form-urlencoded; parsed here rather than through
+        # FastAPI's Form so the signature is checked over exactly these parameters.
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        url = public_url + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        signature = request.headers.get("x-twilio-signature", "")
+        if not signature or not validator.validate(url, form, signature):
+            log.warning("twilio webhook %s: bad or missing X-Twilio-Signature", request.url.path)
+            return None
+        return form
+
+    def forbidden() -> Response:
+        return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+
+    def run_act(ids_of: Callable[[Session], list[int]], event: Event) -> list[Outcome]:
+        now = daemon.clock.now()
+        with transaction(daemon.factory) as session:
+            ids = ids_of(session)
+            outcomes = act(session, ids, event, daemon.paging(session, now), daemon.policies, now)
+        daemon.runner.wake()
+        return outcomes
+
+    def persons_open_alerts(person: Person) -> Callable[[Session], list[int]]:
+        """Every triggered alert that paged this person: what `ACK ALL` acknowledges."""
+
+        def query(session: Session) -> list[int]:
+            return list(
+                session.scalars(
+                    select(AlertRow.id)
+                    .where(
+                        AlertRow.status == "triggered",
+                        AlertRow.id.in_(
+                            select(OutboxRow.alert_id).where(
+                                OutboxRow.recipient_kind == "person",
+                                OutboxRow.recipient == person.id,
+                            )
+                        ),
+                    )
+                    .order_by(AlertRow.id)
+                )
+            )
+
+        return query
+
+    def last_sms_alerts(person: Person) -> Callable[[Session], list[int]]:
+        """The alerts of the last SMS page sent to this person: what a bare `ACK` means."""
+
+        def query(session: Session) -> list[int]:
+            last = session.scalar(
+                select(OutboxRow.provider_id)
+                .where(
+                    OutboxRow.recipient_kind == "person",
+                    OutboxRow.recipient == person.id,
+                    OutboxRow.method == "sms",
+                    OutboxRow.sent_at.is_not(None),
+                    OutboxRow.alert_id.is_not(None),
+                )
+                .order_by(OutboxRow.sent_at.desc(), OutboxRow.id.desc())
+                .limit(1)
+            )
+            if last is None:
+                return []
+            return sorted(
+                {
+                    a
+                    for a in session.scalars(
+                        select(OutboxRow.alert_id).where(OutboxRow.provider_id == last)
+                    )
+                    if a is not None
+                }
+            )
+
+        return query
+
+    def summarize(verb: str, outcomes: list[Outcome]) -> str:
+        done = [o.alert_id for o in outcomes if o.changed]
+        unknown = [o.alert_id for o in outcomes if o.status == "unknown"]
+        unchanged = [o for o in outcomes if not o.changed and o.status != "unknown"]
+        parts = []
+        if done:
+            parts.append(f"{verb} {_ids_text(done)}.")
+        if unchanged:
+            parts.append(" ".join(f"#{o.alert_id}: {o.message}." for o in unchanged[:5]))
+        if unknown:
+            parts.append(f"No such alert: {_ids_text(unknown)}.")
+        return " ".join(parts) or f"Nothing to {verb.lower()}."
+
+    # Inbound SMS --------------------------------------------------------------------------
+
+    @router.post("/sms")
+    async def inbound_sms(request: Request) -> Response:
+        form = await signed_form(request)
+        if form is None:
+            return forbidden()
+        sender = form.get("From", "")
+        person = by_phone.get(sender)
+        if person is None:
+            log.warning("SMS from unknown number %s ignored", sender)
+            return _sms("Sorry, this number is not on the escalator roster; nothing was changed.")
+        match = _COMMAND.match(form.get("Body", ""))
+        if match is None:
+            return _sms(f"escalator did not understand that. {_HELP}")
+        verb, rest = match.group(1).lower(), match.group(2).strip()
+        event: Event
+        if verb == "resolve":
+            event, done = Resolve(by=person.id, via="sms"), "Resolved"
+        else:
+            event, done = Ack(by=person.id, via="sms"), "Acknowledged"
+        ids_of: Callable[[Session], list[int]]
+        if rest.lower() == "all" and verb != "resolve":
+            ids_of = persons_open_alerts(person)
+        elif rest and _IDS.match(rest):
+            ids = sorted({int(x) for x in re.findall(r"\d+", rest)})
+            ids_of = lambda _session: ids  # noqa: E731
+        elif not rest and verb != "resolve":
+            ids_of = last_sms_alerts(person)
+        else:
+            return _sms(f"escalator did not understand that. {_HELP}")
+        outcomes = await run_in_threadpool(run_act, ids_of, event)
+        log.info("SMS %s from %s: %d alert(s)", verb, person.id, len(outcomes))
+        return _sms(summarize(done, outcomes))
+
+    # Voice ------------------------------------------------------------------------------------
+
+    def call_target(form: dict[str, str], request: Request) -> tuple[Person | None, str]:
+        # escalator places the calls, so the person is the number called (To).
+        person = by_phone.get(form.get("To", "")) or by_phone.get(form.get("Called", ""))
+        return person, request.query_params.get("alerts", "")
+
+    def alert_ids(spec: str) -> list[int]:
+        return sorted({int(x) for x in spec.split(".") if x.isdigit()})
+
+    def ids_for(person: Person, spec: str) -> Callable[[Session], list[int]]:
+        if spec == "all":
+            return persons_open_alerts(person)
+        ids = alert_ids(spec)
+        return lambda _session: ids
+
+    def gather_url(spec: str) -> str:
+        return f"{public_url}/twilio/voice/gather?{urlencode({'alerts': spec})}"
+
+    def spoken(ids_of: Callable[[Session], list[int]]) -> str:
+        with transaction(daemon.factory) as session:
+            ids = ids_of(session)
+            rows = list(
+                session.scalars(select(AlertRow).where(AlertRow.id.in_(ids)).order_by(AlertRow.id))
+            )
+        if not rows:
+            return "There are no open alerts on this call."
+        lines = [f"{len(rows)} alert{'s' if len(rows) > 1 else ''}."]
+        for row in rows[:_SPOKEN_ALERTS]:
+            summary = row.annotations.get("summary") or ""
+            state = "" if row.status == "triggered" else f", already {row.status}"
+            lines.append(f"{row.severity or ''} alert {row.id}, {row.alertname}{state}. {summary}")
+        if len(rows) > _SPOKEN_ALERTS:
+            lines.append(f"And {len(rows) - _SPOKEN_ALERTS} more.")
+        return " ".join(lines)
+
+    def gather(twiml: VoiceResponse, spec: str, text: str) -> None:
+        g = twiml.gather(num_digits=1, action=gather_url(spec), method="POST", timeout=8)
+        _say(g, text)
+
+    @router.post("/voice")
+    async def voice(request: Request) -> Response:
+        form = await signed_form(request)
+        if form is None:
+            return forbidden()
+        person, spec = call_target(form, request)
+        twiml = VoiceResponse()
+        if person is None:
+            _say(twiml, "This is escalator. This number is not on the roster. Goodbye.")
+            twiml.hangup()
+            return _xml(twiml)
+        summary = await run_in_threadpool(spoken, ids_for(person, spec))
+        keys = "Press 1 to acknowledge, or 9 to escalate now."
+        gather(twiml, spec, f"This is escalator, for {person.display}. {summary} {keys}")
+        gather(twiml, spec, keys)
+        _say(twiml, "No key was pressed. The escalation continues. Goodbye.")
+        return _xml(twiml)
+
+    @router.post("/voice/gather")
+    async def voice_gather(request: Request) -> Response:
+        form = await signed_form(request)
+        if form is None:
+            return forbidden()
+        person, spec = call_target(form, request)
+        twiml = VoiceResponse()
+        if person is None:
+            _say(twiml, "This number is not on the roster; nothing was changed. Goodbye.")
+            twiml.hangup()
+            return _xml(twiml)
+        digits = form.get("Digits", "").strip()
+        if digits == "1":
+            outcomes = await run_in_threadpool(
+                run_act, ids_for(person, spec), Ack(by=person.id, via="voice")
+            )
+            done = sum(o.changed for o in outcomes)
+            _say(twiml, f"Acknowledged {done} alert{'' if done == 1 else 's'}. Goodbye.")
+        elif digits == "9":
+            outcomes = await run_in_threadpool(
+                run_act, ids_for(person, spec), EscalateNow(by=person.id, via="voice")
+            )
+            done = sum(o.changed for o in outcomes)
+            _say(twiml, f"Escalating {done} alert{'' if done == 1 else 's'} now. Goodbye.")
+        else:
+            gather(twiml, spec, "Sorry. Press 1 to acknowledge, or 9 to escalate now.")
+            _say(twiml, "Goodbye.")
+        return _xml(twiml)
+
+    # Status callbacks ---------------------------------------------------------------------------
+
+    async def status(request: Request, sid_key: str, status_key: str) -> Response:
+        form = await signed_form(request)
+        if form is None:
+            return forbidden()
+        sid, state = form.get(sid_key, ""), form.get(status_key, "")
+        detail = f"error {form['ErrorCode']}" if form.get("ErrorCode") else ""
+        if sid and state:
+            changed = await run_in_threadpool(daemon.sender.delivery_status, sid, state, detail)
+            if changed:
+                daemon.runner.wake_sender()  # a fallback page may be due now
+        return _xml(MessagingResponse())
+
+    @router.post("/sms/status")
+    async def sms_status(request: Request) -> Response:
+        return await status(request, "MessageSid", "MessageStatus")
+
+    @router.post("/voice/status")
+    async def voice_status(request: Request) -> Response:
+        return await status(request, "CallSid", "CallStatus")
+
+    return router
