@@ -1,0 +1,241 @@
+"""CLI verbs for the incident protocol: `update`, `postmortem`, `postmortems`, `runbook`,
+`report`. Registered onto the main group by `register(main)` (the last line of cli.py).
+
+They work on the database directly (`--database-url`), like `ack`: what they record, the
+daemon's engine posts on its next tick through its own channels.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+
+def register(main: click.Group) -> None:
+    from escalator import incident_store, report, runbooks
+    from escalator.cli import (
+        Context,
+        _actor,
+        _print_json,
+        _table,
+        output_option,
+        pass_ctx,
+    )
+    from escalator.config import Incidents
+    from escalator.store.db import transaction
+
+    def _local_only(ctx: Context, verb: str) -> None:
+        if ctx.server:
+            raise click.UsageError(f"`escalator {verb}` works on the database: drop --server")
+
+    @main.command()
+    @click.argument("incident_id", type=int)
+    @click.argument("message")
+    @click.option(
+        "--status",
+        type=click.Choice(["IN PROGRESS", "MONITORING", "RESOLVED"], case_sensitive=False),
+        default="IN PROGRESS",
+        show_default=True,
+    )
+    @click.option("--eta", help="Estimated resolution, free text (e.g. '20:30 UTC').")
+    @click.option("--as", "as_", metavar="PERSON", help="Who posts (default: $ESCALATOR_USER).")
+    @pass_ctx
+    def update(
+        ctx: Context,
+        incident_id: int,
+        message: str,
+        status: str,
+        eta: str | None,
+        as_: str | None,
+    ) -> None:
+        """Post a status update to an incident (its ID is the critical alert's ID).
+
+        It goes on the timeline and to the incident channel ("Status Update" template),
+        and the next 15-minute reminder counts from now.
+        """
+        _local_only(ctx, "update")
+        who = _actor(as_, ctx)
+        config = ctx.config(required=False)
+        schedule = incident_store.schedule_of(config.incidents if config else Incidents())
+        engine, factory = ctx.local()
+        try:
+            with transaction(factory) as session:
+                incident = incident_store.post_update(
+                    session,
+                    incident_id,
+                    message,
+                    who,
+                    status.upper(),
+                    eta,
+                    datetime.now(UTC),
+                    schedule,
+                )
+                channel = incident.channel
+        except incident_store.IncidentError as exc:
+            raise click.ClickException(str(exc)) from exc
+        finally:
+            engine.dispose()
+        click.echo(f"ok #{channel}: update recorded; the daemon posts it on its next tick")
+
+    @main.command()
+    @click.argument("incident_id", type=int, required=False)
+    @click.option("--link", metavar="URL", help="Where the post-mortem is; closes the incident.")
+    @click.option("--overdue", is_flag=True, help="List overdue post-mortems instead.")
+    @click.option("--as", "as_", metavar="PERSON", help="Who links it.")
+    @output_option
+    @pass_ctx
+    def postmortem(
+        ctx: Context,
+        incident_id: int | None,
+        link: str | None,
+        overdue: bool,
+        as_: str | None,
+        output: str,
+    ) -> None:
+        """Close an incident's post-mortem (`ID --link URL`) or list them (`--overdue`)."""
+        _local_only(ctx, "postmortem")
+        if overdue or incident_id is None:
+            if link:
+                raise click.UsageError("--link needs an incident ID")
+            _list_postmortems(ctx, overdue_only=overdue, output=output)
+            return
+        if not link:
+            raise click.UsageError("give --link URL (or --overdue to list)")
+        if not link.startswith(("http://", "https://")):
+            raise click.BadParameter("must be an http(s) URL", param_hint="--link")
+        who = _actor(as_, ctx)
+        engine, factory = ctx.local()
+        try:
+            with transaction(factory) as session:
+                incident = incident_store.link_postmortem(
+                    session, incident_id, link, who, datetime.now(UTC)
+                )
+                channel = incident.channel
+        except incident_store.IncidentError as exc:
+            raise click.ClickException(str(exc)) from exc
+        finally:
+            engine.dispose()
+        click.echo(f"ok #{channel}: post-mortem {link}; incident closed")
+
+    @main.command()
+    @click.option("--overdue", is_flag=True, help="Only those past their due time.")
+    @output_option
+    @pass_ctx
+    def postmortems(ctx: Context, overdue: bool, output: str) -> None:
+        """Post-mortems still owed (resolved incidents without a linked post-mortem)."""
+        _local_only(ctx, "postmortems")
+        _list_postmortems(ctx, overdue_only=overdue, output=output)
+
+    def _list_postmortems(ctx: Context, overdue_only: bool, output: str) -> None:
+        engine, factory = ctx.local()
+        try:
+            with transaction(factory) as session:
+                rows = incident_store.postmortems(session, datetime.now(UTC), overdue_only)
+        finally:
+            engine.dispose()
+        if output == "json":
+            _print_json(rows)
+            return
+        if not rows:
+            click.echo("no overdue post-mortems" if overdue_only else "no post-mortems owed")
+            return
+        table = [
+            [
+                str(r["id"]),
+                r["channel"],
+                r["alertname"],
+                r["commander"] or "-",
+                r["due_at"],
+                f"OVERDUE {r['overdue_by']}" if r["overdue"] else "due",
+            ]
+            for r in rows
+        ]
+        click.echo(_table(table, ["ID", "CHANNEL", "ALERT", "COMMANDER", "DUE", "STATE"]))
+
+    @main.command()
+    @click.argument("alertname")
+    @output_option
+    @pass_ctx
+    def runbook(ctx: Context, alertname: str, output: str) -> None:
+        """The runbook for an alert name: link, impact and immediate actions."""
+        config = ctx.config()
+        assert config is not None
+        found = runbooks.describe(config, alertname)
+        if found is None:
+            known = ", ".join(sorted(config.runbooks)) or "none configured"
+            click.echo(f"no runbook for {alertname!r} (known: {known})", err=True)
+            sys.exit(1)
+        if output == "json":
+            _print_json(found)
+            return
+        title = f" ({found['title']})" if found["title"] else ""
+        click.echo(f"{found['alertname']}{title}: {found['url']}")
+        if found["impact"]:
+            click.echo("Impact:")
+            for line in found["impact"]:
+                click.echo(f"  - {line}")
+        if found["immediate_actions"]:
+            click.echo("Immediate actions:")
+            for i, action in enumerate(found["immediate_actions"], 1):
+                click.echo(f"  {i}. {action}")
+
+    @main.command("report")
+    @click.option("--since", default="30d", show_default=True, help="How far back (30d, 2w).")
+    @click.option(
+        "--chart",
+        "chart_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also draw time-to-acknowledge per week and levels reached (.png or .svg).",
+    )
+    @output_option
+    @pass_ctx
+    def report_(ctx: Context, since: str, chart_path: Path | None, output: str) -> None:
+        """Per alert name and per person: count, time to ack and resolve, SLA, pages."""
+        _local_only(ctx, "report")
+        now = datetime.now(UTC)
+        try:
+            start = report.parse_since(since, now)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from exc
+        if chart_path is not None and chart_path.suffix.lower() not in (".png", ".svg"):
+            raise click.BadParameter("use a .png or .svg file name", param_hint="--chart")
+        engine, factory = ctx.local()
+        try:
+            with transaction(factory) as session:
+                records, pages = report.load(session, start, now)
+        finally:
+            engine.dispose()
+        data = report.build(records, pages, start, now)
+        if chart_path is not None:
+            report.chart(data, chart_path)
+        if output == "json":
+            _print_json(data)
+        else:
+            _print_report(data)
+        if chart_path is not None:
+            click.echo(f"chart written to {chart_path}", err=True)
+
+    def _print_report(data: dict[str, object]) -> None:
+        totals = data["totals"]
+        assert isinstance(totals, dict)
+        click.echo(
+            f"{data['since']} .. {data['until']}: {totals['count']} alerts, "
+            f"{totals['acknowledged']} acknowledged, {totals['sla_breaches']} SLA breaches, "
+            f"{totals['pages_sent']} pages sent"
+        )
+        header = ["", "COUNT", "TTA MED", "TTA P90", "TTR MED", "TTR P90", "SLA BREACH"]
+        by_name = data["by_alertname"]
+        by_person = data["by_person"]
+        assert isinstance(by_name, list) and isinstance(by_person, list)
+        click.echo("")
+        click.echo(_table(report.table_rows(by_name, "alertname"), ["ALERT", *header[1:], "PAGES"]))
+        click.echo("")
+        click.echo(
+            _table(
+                report.table_rows(by_person, "person"),
+                ["PERSON", "ACKED", *header[2:], "PAGED"],
+            )
+        )

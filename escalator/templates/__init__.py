@@ -1,0 +1,135 @@
+"""Incident notifications rendered with Jinja2: the seed's templates as defaults.
+
+`initial.j2`, `status_update.j2` and `resolution.j2` are the seed's "Communication
+Templates" filled in; the others (stakeholder update, reminders, the multiple-critical
+page) follow the same shape. SMS and voice get the short form `sms.j2`, which is cut to
+fit in two SMS segments. Any of them can be replaced per delivery method from config
+(`incidents.templates.<method>.<kind>`), so a team can post a terser chat message than
+its email without forking the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
+
+from escalator.config import TemplateSource
+
+log = logging.getLogger("escalator.templates")
+
+TEMPLATE_DIR = Path(__file__).resolve().parent
+SHORT_METHODS = frozenset({"sms", "voice"})
+KINDS = (
+    "initial",
+    "status_update",
+    "stakeholder_update",
+    "resolution",
+    "update_reminder",
+    "postmortem_reminder",
+    "multiple_critical",
+)
+
+# GSM 03.38: the basic set (one septet each) and the extension table (escape + septet).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+# Two concatenated segments: 2 x 153 septets (GSM-7) or 2 x 67 UTF-16 units (UCS-2).
+TWO_SEGMENTS = {"GSM-7": 306, "UCS-2": 134}
+
+
+def sms_encoding(text: str) -> str:
+    return "GSM-7" if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text) else "UCS-2"
+
+
+def sms_units(text: str) -> int:
+    """Septets (GSM-7, extension characters count twice) or UTF-16 code units (UCS-2)."""
+    if sms_encoding(text) == "GSM-7":
+        return len(text) + sum(1 for c in text if c in GSM7_EXTENSION)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS segments a carrier bills for `text`."""
+    units = sms_units(text)
+    single, multi = (160, 153) if sms_encoding(text) == "GSM-7" else (70, 67)
+    return 1 if units <= single else math.ceil(units / multi)
+
+
+def fit_sms(text: str, reserve: str = "") -> str:
+    """`text` cut (with "...") so that `text` + newline + `reserve` fits in two segments.
+
+    `reserve` is what the SMS channel appends (the ack hint); it is never cut, because an
+    SMS that cannot be acknowledged is worse than one that lost its last words.
+    """
+    text = text.strip()
+    tail = f"\n{reserve}" if reserve else ""
+    if sms_segments(text + tail) <= 2:
+        return text
+    limit = TWO_SEGMENTS[sms_encoding(text + tail)] - sms_units(tail + "...")
+    cut = text
+    while cut and sms_units(cut) > limit:
+        # Drop whole characters (never half a surrogate pair) until it fits.
+        cut = cut[: max(len(cut) - max((sms_units(cut) - limit) // 2, 1), 0)]
+    return cut.rstrip() + "..."
+
+
+def _load_override(source: TemplateSource) -> str:
+    if source.text is not None:
+        return source.text
+    assert source.file is not None
+    return Path(source.file).read_text()
+
+
+class Templates:
+    """Looks up and renders the template for (notice kind, delivery method)."""
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, TemplateSource]] | None = None) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(str(TEMPLATE_DIR)),
+            undefined=StrictUndefined,  # a typo in a template fails loudly, not silently
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,  # plain text for chat, email and SMS, never HTML
+        )
+        self._overrides: dict[tuple[str, str], Template] = {}
+        for method, kinds in (overrides or {}).items():
+            for kind, source in kinds.items():
+                try:
+                    self._overrides[(method, kind)] = self.env.from_string(_load_override(source))
+                except (OSError, TemplateError) as exc:
+                    # A broken override must not stop the engine: the default is used.
+                    log.error("incidents.templates.%s.%s unusable (%s)", method, kind, exc)
+
+    def template(self, kind: str, method: str) -> Template:
+        if kind not in KINDS:
+            raise ValueError(f"unknown notification kind {kind!r}")
+        override = self._overrides.get((method, kind))
+        if override is not None:
+            return override
+        name = "sms.j2" if method in SHORT_METHODS else f"{kind}.j2"
+        return self.env.get_template(name)
+
+    def render(self, kind: str, method: str, context: Mapping[str, Any], reserve: str = "") -> str:
+        try:
+            text = self.template(kind, method).render(kind=kind, method=method, **context)
+        except TemplateError as exc:
+            if (method, kind) not in self._overrides:
+                raise  # a bug in a shipped template: tests must see it
+            log.error("incidents.templates.%s.%s failed (%s); using the default", method, kind, exc)
+            name = "sms.j2" if method in SHORT_METHODS else f"{kind}.j2"
+            text = self.env.get_template(name).render(kind=kind, method=method, **context)
+        text = text.strip()
+        # Collapse the blank lines optional sections leave behind.
+        while "\n\n\n" in text:
+            text = text.replace("\n\n\n", "\n\n")
+        if method in SHORT_METHODS:
+            text = fit_sms(" ".join(text.split()) if method == "voice" else text, reserve)
+        return text

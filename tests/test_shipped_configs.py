@@ -1,0 +1,293 @@
+"""The shipped Prometheus rules and Alertmanager config, checked by the real tools
+(Debian's `promtool` and `amtool`), and kept consistent with config/escalator.yaml."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from escalator.config import load_config
+from tests.helpers import ROOT, SHIPPED_CONFIG
+
+RULES = ROOT / "config" / "prometheus-rules.yml"
+ALERTMANAGER = ROOT / "config" / "alertmanager.yml"
+
+# The seed's seven alerts and their severities ("Runbooks"); HealthCheckHighFailureRate
+# also has a critical tier, the "user impact increasing" escalation trigger.
+SEED_SEVERITIES = {
+    "CredlinkServiceDown": {"critical"},
+    "DatabaseHealthCheckFailed": {"critical"},
+    "RedisHealthCheckFailed": {"critical"},
+    "HealthCheckSlowResponse": {"warning"},
+    "CertificateExpiringSoon": {"critical"},
+    "HealthCheckHighFailureRate": {"warning", "critical"},
+    "CredlinkServiceDegraded": {"warning"},
+}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is required (Debian: apt-get install prometheus prometheus-alertmanager)"
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(RULES.read_text())
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    done = _run(_tool("amtool"), "check-config", str(ALERTMANAGER))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+def test_alertmanager_routes_every_seed_alert_to_escalator(severity: str) -> None:
+    for alertname in SEED_SEVERITIES:
+        done = _run(
+            _tool("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={ALERTMANAGER}",
+            f"alertname={alertname}",
+            f"severity={severity}",
+            "service=credlink-api",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.strip() == "escalator"
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    (receiver,) = [r for r in config["receivers"] if r["name"] == "escalator"]
+    (hook,) = receiver["webhook_configs"]
+    assert hook["url"].endswith("/webhooks/alertmanager") and hook["send_resolved"] is True
+
+
+def test_promtool_accepts_the_rules() -> None:
+    done = _run(_tool("promtool"), "check", "rules", str(RULES))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 8 rules found" in done.stdout
+
+
+def test_rules_match_the_seed_and_the_escalator_config() -> None:
+    config = load_config(SHIPPED_CONFIG)
+    seen: dict[str, set[str]] = {}
+    for rule in _rules():
+        name, labels, notes = rule["alert"], rule["labels"], rule["annotations"]
+        seen.setdefault(name, set()).add(labels["severity"])
+        # The runbook URL Prometheus attaches is the one escalator knows for the name.
+        assert notes["runbook_url"] == config.runbooks[name].url
+        assert {"summary", "description", "impact"} <= set(notes)
+        # Every severity the rules produce routes to the policy of that name.
+        assert config.route(labels) == labels["severity"]
+    assert seen == SEED_SEVERITIES
+
+
+def _unit_tests() -> dict[str, Any]:
+    """promtool unit tests: each alert fires with its labels and rendered annotations."""
+    ann = {r["alert"]: r["annotations"]["runbook_url"] for r in _rules()}
+    inst = {"instance": "api-1:8080", "job": "credlink-api"}
+    common = {"service": "credlink-api"}
+
+    def alert(name: str, severity: str, labels: dict[str, str], **notes: str) -> dict[str, Any]:
+        return {
+            "exp_labels": {"severity": severity, **common, **labels},
+            "exp_annotations": {**notes, "runbook_url": ann[name]},
+        }
+
+    return {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": 'up{job="credlink-api", instance="api-1:8080"}', "values": "0x15"},
+                    {
+                        "series": 'credlink_health_check_status{check="database", '
+                        'instance="api-1:8080", job="credlink-api"}',
+                        "values": "0x15",
+                    },
+                    {
+                        "series": 'credlink_health_check_status{check="redis", '
+                        'instance="api-1:8080", job="credlink-api"}',
+                        "values": "1 1 1 1 1 1 1 1 1 1 0x5",
+                    },
+                    {
+                        "series": "credlink_certificate_expiry_timestamp_seconds"
+                        '{certificate="credlink.com"}',
+                        "values": "260100x20",
+                    },
+                    {
+                        "series": 'credlink_health_check_response_time_ms{check="database"}',
+                        "values": "6000x15",
+                    },
+                    {
+                        "series": 'credlink_health_check_failures_total{check="database"}',
+                        "values": "0+2x20",
+                    },
+                    {
+                        "series": 'credlink_health_check_total{check="database"}',
+                        "values": "0+10x20",
+                    },
+                    {
+                        "series": 'credlink_health_check_failures_total{check="redis"}',
+                        "values": "0+6x20",
+                    },
+                    {"series": 'credlink_health_check_total{check="redis"}', "values": "0+10x20"},
+                    {
+                        "series": 'credlink_health_overall_status{status="degraded", '
+                        'instance="api-1:8080"}',
+                        "values": "1x15",
+                    },
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "2m",
+                        "alertname": "CredlinkServiceDown",
+                        "exp_alerts": [
+                            alert(
+                                "CredlinkServiceDown",
+                                "critical",
+                                inst,
+                                summary="CredLink API is down on api-1:8080",
+                                description="api-1:8080 has not answered a scrape for over a "
+                                "minute.",
+                                impact="CredLink API is completely unavailable; all user "
+                                "requests are failing",
+                            )
+                        ],
+                    },
+                    {
+                        "eval_time": "2m",
+                        "alertname": "DatabaseHealthCheckFailed",
+                        "exp_alerts": [
+                            alert(
+                                "DatabaseHealthCheckFailed",
+                                "critical",
+                                {**inst, "check": "database"},
+                                summary="Database health check failing on api-1:8080",
+                                description="The database check of api-1:8080 has failed for "
+                                "over a minute.",
+                                impact="Data operations failing; potential data corruption risk",
+                            )
+                        ],
+                    },
+                    # Redis is healthy for 10 minutes: nothing at 10m, firing at 12m.
+                    {"eval_time": "10m", "alertname": "RedisHealthCheckFailed", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "RedisHealthCheckFailed",
+                        "exp_alerts": [
+                            alert(
+                                "RedisHealthCheckFailed",
+                                "critical",
+                                {**inst, "check": "redis"},
+                                summary="Redis health check failing on api-1:8080",
+                                description="The Redis check of api-1:8080 has failed for over "
+                                "a minute.",
+                                impact="Caching unavailable; session management issues",
+                            )
+                        ],
+                    },
+                    {
+                        "eval_time": "15m",
+                        "alertname": "CertificateExpiringSoon",
+                        "exp_alerts": [
+                            alert(
+                                "CertificateExpiringSoon",
+                                "critical",
+                                {"certificate": "credlink.com"},
+                                summary="Certificate credlink.com expires in 3d 0h 0m 0s",
+                                description="The TLS certificate credlink.com expires within 7 "
+                                "days.",
+                                impact="Service accessibility issues once it expires; security "
+                                "compliance",
+                            )
+                        ],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "HealthCheckSlowResponse",
+                        "exp_alerts": [
+                            alert(
+                                "HealthCheckSlowResponse",
+                                "warning",
+                                {"check": "database"},
+                                summary="Health check database takes 6000 ms",
+                                description="The database health check has answered slower "
+                                "than 5 s for 5 minutes.",
+                                impact="Performance degradation; potential timeouts",
+                            )
+                        ],
+                    },
+                    # Database fails 20% (warning); Redis 60%: warning and its critical twin.
+                    {
+                        "eval_time": "15m",
+                        "alertname": "HealthCheckHighFailureRate",
+                        "exp_alerts": [
+                            alert(
+                                "HealthCheckHighFailureRate",
+                                "warning",
+                                {"check": "database"},
+                                summary="database health checks fail at 20%",
+                                description="More than 10% of database health checks failed "
+                                "over 5 minutes.",
+                                impact="Component instability; potential cascading failures",
+                            ),
+                            alert(
+                                "HealthCheckHighFailureRate",
+                                "warning",
+                                {"check": "redis"},
+                                summary="redis health checks fail at 60%",
+                                description="More than 10% of redis health checks failed over "
+                                "5 minutes.",
+                                impact="Component instability; potential cascading failures",
+                            ),
+                            alert(
+                                "HealthCheckHighFailureRate",
+                                "critical",
+                                {"check": "redis"},
+                                summary="redis health checks fail at 60%",
+                                description="More than half of redis health checks failed over "
+                                "5 minutes.",
+                                impact="Component instability; potential cascading failures",
+                            ),
+                        ],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "CredlinkServiceDegraded",
+                        "exp_alerts": [
+                            alert(
+                                "CredlinkServiceDegraded",
+                                "warning",
+                                {"instance": "api-1:8080", "status": "degraded"},
+                                summary="CredLink API is degraded on api-1:8080",
+                                description="api-1:8080 has reported a degraded overall status "
+                                "for 5 minutes.",
+                                impact="Partial functionality loss; user experience impact",
+                            )
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def test_promtool_unit_tests_fire_each_alert_with_its_labels(tmp_path: Path) -> None:
+    tests = tmp_path / "rules-test.yml"
+    tests.write_text(yaml.safe_dump(_unit_tests(), sort_keys=False))
+    done = _run(_tool("promtool"), "test", "rules", str(tests))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
