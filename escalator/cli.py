@@ -7,139 +7,37 @@ does not hold the database. Both paths print the same views.
 
 from __future__ import annotations
 
-import getpass
-import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
-import httpx
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from escalator import views
+from escalator import commands_incidents, commands_paging, commands_roster, views
 from escalator.alerts import Paging, PolicyCache, act, load_overrides, open_alert_ids
+from escalator.cli_support import (
+    DEFAULT_CONFIG,
+    DEFAULT_PORT,
+    Context,
+    actor,
+    age,
+    output_option,
+    parse_time,
+    pass_ctx,
+    print_json,
+    safe_url,
+    table,
+)
 from escalator.config import Config, ConfigError, load_config
 from escalator.durations import parse_duration
 from escalator.machine import Ack, Event, Resolve
 from escalator.store.db import (
-    SchemaNotReady,
-    default_database_url,
     make_engine,
-    require_current_schema,
-    session_factory,
     transaction,
     upgrade,
 )
-
-DEFAULT_CONFIG = "config/escalator.yaml"
-DEFAULT_PORT = 9797
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password masked, for logs and messages."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    """ISO 8601 (naive means UTC), `now`, or `+30m`/`-2h` relative to now."""
-    if value is None:
-        return None
-    now = datetime.now(UTC)
-    if value == "now":
-        return now
-    if value[:1] in "+-" and len(value) > 1:
-        delta = parse_duration(value[1:])
-        return now + delta if value[0] == "+" else now - delta
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{value!r}: use ISO 8601 (2026-11-26T03:00), now, +30m or -2h"
-        ) from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-class Context:
-    def __init__(
-        self,
-        config_path: str | None,
-        database_url: str | None,
-        server: str | None,
-        token: str | None,
-    ):
-        self.config_path = config_path
-        self.database_url = database_url or default_database_url()
-        self.server = server.rstrip("/") if server else None
-        self.token = token
-        self._config: Config | None = None
-
-    def config(self, required: bool = True) -> Config | None:
-        if self._config is None:
-            path = self.config_path or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
-            if path is None:
-                if required:
-                    raise click.UsageError(
-                        f"no configuration: pass --config FILE or set ESCALATOR_CONFIG "
-                        f"({DEFAULT_CONFIG} does not exist here)"
-                    )
-                return None
-            try:
-                self._config = load_config(path)
-            except ConfigError as exc:
-                raise click.ClickException(f"invalid configuration:\n{exc.render()}") from exc
-        return self._config
-
-    # Remote --------------------------------------------------------------------------
-
-    def http(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            response = httpx.request(
-                method, f"{self.server}{path}", headers=headers, timeout=15, **kwargs
-            )
-        except httpx.HTTPError as exc:
-            raise click.ClickException(f"cannot reach {self.server}: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                reason = response.json().get("error", response.text)
-            except ValueError:
-                reason = response.text
-            raise click.ClickException(f"{self.server} answered {response.status_code}: {reason}")
-        return response.json()
-
-    # Local ---------------------------------------------------------------------------
-
-    def local(self):  # type: ignore[no-untyped-def]
-        engine = make_engine(self.database_url)
-        try:
-            require_current_schema(engine)
-        except SchemaNotReady as exc:
-            raise click.ClickException(f"{_safe_url(self.database_url)}: {exc}") from exc
-        except DBAPIError as exc:
-            raise click.ClickException(
-                f"cannot open {_safe_url(self.database_url)}: {exc.orig}"
-            ) from exc
-        return engine, session_factory(engine)
-
-
-pass_ctx = click.make_pass_decorator(Context)
-output_option = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -232,14 +130,12 @@ def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_leve
     try:
         daemon = build_daemon(config, ctx.database_url)
     except DBAPIError as exc:
-        raise click.ClickException(
-            f"cannot open {_safe_url(ctx.database_url)}: {exc.orig}"
-        ) from exc
+        raise click.ClickException(f"cannot open {safe_url(ctx.database_url)}: {exc.orig}") from exc
     except ValueError as exc:  # a channel whose secret or public_url is missing
         raise click.ClickException(f"{ctx.config_path or DEFAULT_CONFIG}: {exc}") from exc
     log.info(
         "database %s, schema current; %d policies, %d people",
-        _safe_url(ctx.database_url),
+        safe_url(ctx.database_url),
         len(config.policies),
         len(config.people),
     )
@@ -255,16 +151,6 @@ def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_leve
         )
     finally:
         daemon.db.dispose()
-
-
-def _actor(as_: str | None, ctx: Context) -> str:
-    who = as_ or os.environ.get("ESCALATOR_USER") or getpass.getuser()
-    config = ctx.config(required=False)
-    if as_ and config is not None and config.person(as_) is None:
-        raise click.BadParameter(
-            f"unknown person {as_!r} in {ctx.config_path or DEFAULT_CONFIG}", param_hint="--as"
-        )
-    return who
 
 
 def _act_locally(ctx: Context, ids: list[int] | None, event: Event) -> list[dict[str, Any]]:
@@ -306,7 +192,7 @@ def ack(ctx: Context, ids: tuple[int, ...], all_: bool, as_: str | None, for_: s
     """Acknowledge alerts: stop their escalation."""
     if bool(ids) == all_:
         raise click.UsageError("give alert IDs or --all")
-    who = _actor(as_, ctx)
+    who = actor(as_, ctx)
     until = None
     if for_:
         try:
@@ -333,38 +219,12 @@ def ack(ctx: Context, ids: tuple[int, ...], all_: bool, as_: str | None, for_: s
 @pass_ctx
 def resolve(ctx: Context, ids: tuple[int, ...], as_: str | None) -> None:
     """Resolve alerts by hand (Alertmanager resolves them too when they clear)."""
-    who = _actor(as_, ctx)
+    who = actor(as_, ctx)
     if ctx.server:
         outcomes = ctx.http("POST", "/api/v1/alerts/resolve", json={"ids": list(ids), "by": who})
     else:
         outcomes = _act_locally(ctx, list(ids), Resolve(by=who, via="cli"))
     _report(outcomes, "resolve")
-
-
-def _age(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    seconds = int((datetime.now(UTC) - then).total_seconds())
-    sign = "in " if seconds < 0 else ""
-    seconds = abs(seconds)
-    text = (
-        f"{seconds}s"
-        if seconds < 120
-        else (
-            f"{seconds // 60}m" if seconds < 7200 else f"{seconds // 3600}h{seconds % 3600 // 60}m"
-        )
-    )
-    return f"{sign}{text}" if sign else f"{text} ago"
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
 
 
 @main.command("list")
@@ -381,7 +241,7 @@ def list_(ctx: Context, all_: bool, output: str) -> None:
             alerts = views.list_alerts(session, include_resolved=all_)
         engine.dispose()
     if output == "json":
-        _print_json(alerts)
+        print_json(alerts)
         return
     if not alerts:
         click.echo("no open alerts" if not all_ else "no alerts")
@@ -393,13 +253,13 @@ def list_(ctx: Context, all_: bool, output: str) -> None:
             str(a["level"]),
             a["severity"] or "-",
             a["alertname"],
-            _age(a["opened_at"]),
-            _age(a["next_action_at"]) if a["status"] != "resolved" else "-",
+            age(a["opened_at"]),
+            age(a["next_action_at"]) if a["status"] != "resolved" else "-",
             a["acked_by"] or a["resolved_by"] or "-",
         ]
         for a in alerts
     ]
-    click.echo(_table(rows, ["ID", "STATE", "LEVEL", "SEVERITY", "ALERT", "OPENED", "NEXT", "BY"]))
+    click.echo(table(rows, ["ID", "STATE", "LEVEL", "SEVERITY", "ALERT", "OPENED", "NEXT", "BY"]))
 
 
 @main.command()
@@ -418,7 +278,7 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
         if shown is None:
             raise click.ClickException(f"no alert {alert_id}")
     if output == "json":
-        _print_json(shown)
+        print_json(shown)
         return
     click.echo(
         f"#{shown['id']} {shown['alertname']} [{shown['severity'] or '-'}] "
@@ -429,9 +289,7 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
     labels = ", ".join(f"{k}={v}" for k, v in sorted(shown["labels"].items()))
     click.echo(f"  labels: {labels}")
     if shown["status"] != "resolved" and shown["next_action_at"]:
-        click.echo(
-            f"  next escalation: {shown['next_action_at']} ({_age(shown['next_action_at'])})"
-        )
+        click.echo(f"  next escalation: {shown['next_action_at']} ({age(shown['next_action_at'])})")
     click.echo("timeline:")
     for entry in shown["timeline"]:
         who = f" [{entry['actor']}]" if entry["actor"] else ""
@@ -446,7 +304,7 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
 @pass_ctx
 def oncall(ctx: Context, at: str | None, role: str | None, output: str) -> None:
     """Who holds each rotation and role."""
-    when = _parse_time(at) or datetime.now(UTC)
+    when = parse_time(at) or datetime.now(UTC)
     if ctx.server:
         rows = ctx.http("GET", "/api/v1/oncall", params={"at": when.isoformat()})
     else:
@@ -466,10 +324,10 @@ def oncall(ctx: Context, at: str | None, role: str | None, output: str) -> None:
         if not rows:
             raise click.BadParameter(f"no role or rotation {role!r}", param_hint="--role")
     if output == "json":
-        _print_json(rows)
+        print_json(rows)
         return
     click.echo(f"on call at {when:%Y-%m-%d %H:%M} UTC")
-    table = [
+    cells = [
         [
             r["kind"],
             r["name"],
@@ -478,7 +336,7 @@ def oncall(ctx: Context, at: str | None, role: str | None, output: str) -> None:
         ]
         for r in rows
     ]
-    click.echo(_table(table, ["KIND", "NAME", "WHO", "UNTIL"]))
+    click.echo(table(cells, ["KIND", "NAME", "WHO", "UNTIL"]))
 
 
 @main.command("check-config")
@@ -539,20 +397,16 @@ def db_upgrade(ctx: Context) -> None:
     try:
         upgrade(engine)
     except DBAPIError as exc:
-        raise click.ClickException(
-            f"cannot open {_safe_url(ctx.database_url)}: {exc.orig}"
-        ) from exc
+        raise click.ClickException(f"cannot open {safe_url(ctx.database_url)}: {exc.orig}") from exc
     finally:
         engine.dispose()
-    click.echo(f"{_safe_url(ctx.database_url)}: schema is current")
+    click.echo(f"{safe_url(ctx.database_url)}: schema is current")
 
 
 # The roster commands (override, schedule, simulate) register themselves on `main`.
-import escalator.commands_roster  # noqa: E402, F401
-from escalator.commands_paging import register as register_paging  # noqa: E402
+for _module in (commands_roster, commands_paging, commands_incidents):
+    _module.register(main)
 
-register_paging(main)
-__import__("escalator.commands_incidents").commands_incidents.register(main)  # update, report..
 
 if __name__ == "__main__":
     main()

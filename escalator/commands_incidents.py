@@ -16,13 +16,13 @@ import click
 
 def register(main: click.Group) -> None:
     from escalator import incident_store, report, runbooks
-    from escalator.cli import (
+    from escalator.cli_support import (
         Context,
-        _actor,
-        _print_json,
-        _table,
+        actor,
         output_option,
         pass_ctx,
+        print_json,
+        table,
     )
     from escalator.config import Incidents
     from escalator.store.db import transaction
@@ -57,7 +57,7 @@ def register(main: click.Group) -> None:
         and the next 15-minute reminder counts from now.
         """
         _local_only(ctx, "update")
-        who = _actor(as_, ctx)
+        who = actor(as_, ctx)
         config = ctx.config(required=False)
         schedule = incident_store.schedule_of(config.incidents if config else Incidents())
         engine, factory = ctx.local()
@@ -106,7 +106,7 @@ def register(main: click.Group) -> None:
             raise click.UsageError("give --link URL (or --overdue to list)")
         if not link.startswith(("http://", "https://")):
             raise click.BadParameter("must be an http(s) URL", param_hint="--link")
-        who = _actor(as_, ctx)
+        who = actor(as_, ctx)
         engine, factory = ctx.local()
         try:
             with transaction(factory) as session:
@@ -137,12 +137,12 @@ def register(main: click.Group) -> None:
         finally:
             engine.dispose()
         if output == "json":
-            _print_json(rows)
+            print_json(rows)
             return
         if not rows:
             click.echo("no overdue post-mortems" if overdue_only else "no post-mortems owed")
             return
-        table = [
+        cells = [
             [
                 str(r["id"]),
                 r["channel"],
@@ -153,7 +153,7 @@ def register(main: click.Group) -> None:
             ]
             for r in rows
         ]
-        click.echo(_table(table, ["ID", "CHANNEL", "ALERT", "COMMANDER", "DUE", "STATE"]))
+        click.echo(table(cells, ["ID", "CHANNEL", "ALERT", "COMMANDER", "DUE", "STATE"]))
 
     @main.command()
     @click.argument("alertname")
@@ -169,7 +169,7 @@ def register(main: click.Group) -> None:
             click.echo(f"no runbook for {alertname!r} (known: {known})", err=True)
             sys.exit(1)
         if output == "json":
-            _print_json(found)
+            print_json(found)
             return
         title = f" ({found['title']})" if found["title"] else ""
         click.echo(f"{found['alertname']}{title}: {found['url']}")
@@ -212,7 +212,7 @@ def register(main: click.Group) -> None:
         if chart_path is not None:
             report.chart(data, chart_path)
         if output == "json":
-            _print_json(data)
+            print_json(data)
         else:
             _print_report(data)
         if chart_path is not None:
@@ -231,10 +231,10 @@ def register(main: click.Group) -> None:
         by_person = data["by_person"]
         assert isinstance(by_name, list) and isinstance(by_person, list)
         click.echo("")
-        click.echo(_table(report.table_rows(by_name, "alertname"), ["ALERT", *header[1:], "PAGES"]))
+        click.echo(table(report.table_rows(by_name, "alertname"), ["ALERT", *header[1:], "PAGES"]))
         click.echo("")
         click.echo(
-            _table(
+            table(
                 report.table_rows(by_person, "person"),
                 ["PERSON", "ACKED", *header[2:], "PAGED"],
             )

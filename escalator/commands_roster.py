@@ -15,15 +15,14 @@ import click
 from sqlalchemy import select
 
 from escalator.alerts import load_overrides
-from escalator.cli import (
+from escalator.cli_support import (
     Context,
-    _actor,
-    _parse_time,
-    _print_json,
-    _table,
-    main,
+    actor,
     output_option,
+    parse_time,
     pass_ctx,
+    print_json,
+    table,
 )
 from escalator.config import Config
 from escalator.durations import format_duration, parse_duration
@@ -108,14 +107,14 @@ def override_add(
     if config.person(person) is None:
         raise click.BadParameter(f"unknown person {person!r}")
     now = datetime.now(UTC)
-    start = _parse_time(from_) or now
-    end = _parse_time(until)
+    start = parse_time(from_) or now
+    end = parse_time(until)
     assert end is not None
     if end <= start:
         raise click.BadParameter("must be after --from", param_hint="--until")
     if end <= now:
         raise click.BadParameter("that time is already past", param_hint="--until")
-    who = _actor(as_, ctx)
+    who = actor(as_, ctx)
     engine, factory = ctx.local()
     try:
         with transaction(factory) as session:
@@ -133,7 +132,7 @@ def override_add(
     finally:
         engine.dispose()
     if output == "json":
-        _print_json(
+        print_json(
             {
                 "id": row_id,
                 "rotation": rotation,
@@ -194,7 +193,7 @@ def override_list(ctx: Context, all_: bool, output: str) -> None:
                 )
     rows.sort(key=lambda r: (r["start"], r["id"] or 0))
     if output == "json":
-        _print_json(
+        print_json(
             [{**r, "start": r["start"].isoformat(), "end": r["end"].isoformat()} for r in rows]
         )
         return
@@ -206,7 +205,7 @@ def override_list(ctx: Context, all_: bool, output: str) -> None:
         spec = config.rotation(rotation_id)
         return spec.timezone if spec else "UTC"
 
-    table = [
+    cells = [
         [
             f"#{r['id']}" if r["id"] is not None else "config",
             r["rotation"],
@@ -217,7 +216,7 @@ def override_list(ctx: Context, all_: bool, output: str) -> None:
         ]
         for r in rows
     ]
-    click.echo(_table(table, ["ID", "ROTATION", "PERSON", "FROM", "UNTIL", "BY"]))
+    click.echo(table(cells, ["ID", "ROTATION", "PERSON", "FROM", "UNTIL", "BY"]))
 
 
 @override.command("remove")
@@ -263,8 +262,8 @@ def schedule(
         known = ", ".join(r.id for r in config.rotations) or "none"
         raise click.BadParameter(f"unknown rotation {rotation!r} (known: {known})")
     now = datetime.now(UTC)
-    start = _parse_time(from_) or now
-    end = _parse_time(until) or start + timedelta(weeks=2)
+    start = parse_time(from_) or now
+    end = parse_time(until) or start + timedelta(weeks=2)
     if end <= start:
         raise click.BadParameter("must be after --from", param_hint="--until")
     overrides = _db_overrides(ctx, start)
@@ -276,12 +275,12 @@ def schedule(
         return
     rows = [row for r, s in shifts for row in shift_rows(config, r, s)]
     if output == "json":
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("no rotations")
         return
-    click.echo(_table(table_rows(rows), TABLE_HEADER))
+    click.echo(table(table_rows(rows), TABLE_HEADER))
 
 
 # simulate ------------------------------------------------------------------------------
@@ -334,7 +333,7 @@ def _print_scenario(scenario: Scenario, start: datetime) -> None:
             )
         else:
             rows.append([format_offset(e.offset), when, level, "-", "-", "-", "-", e.detail])
-    click.echo(_table(rows, ["AFTER", "UTC", "LEVEL", "WHO", "VIA", "METHOD", "ADDRESS", "NOTE"]))
+    click.echo(table(rows, ["AFTER", "UTC", "LEVEL", "WHO", "VIA", "METHOD", "ADDRESS", "NOTE"]))
     click.echo(f"alert is {scenario.final_status} at the end\n")
 
 
@@ -374,7 +373,7 @@ def simulate(
             "no route, default_policy or severity matches these labels: such an alert "
             "would not be tracked"
         )
-    opened = _parse_time(start) or datetime.now(UTC)
+    opened = parse_time(start) or datetime.now(UTC)
     ack_delta = _duration(ack_at, "--ack-at")
     horizon = _duration(until, "--until")
     methods = _methods(config, all_channels)
@@ -387,7 +386,7 @@ def simulate(
             )
         )
     if output == "json":
-        _print_json(
+        print_json(
             {
                 "labels": parsed,
                 "policy": policy,
@@ -414,8 +413,3 @@ def register(group: click.Group) -> None:
     group.add_command(override)
     group.add_command(schedule)
     group.add_command(simulate)
-
-
-# Registered on import, whichever of cli.py and this module is imported first: cli.py
-# imports this module at its end, and this module imports cli.py at its top.
-register(main)
