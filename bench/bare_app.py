@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
+from escalator.incidents import alert_identity
 from escalator.ingest import AMWebhook
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
@@ -49,6 +50,7 @@ def create_bare_app(database_url: str) -> FastAPI:
                 "starts_at": a.startsAt,
                 "ends_at": None,
                 "alertname": a.labels.get("alertname", ""),
+                "identity": alert_identity(a.labels),
                 "severity": a.labels.get("severity"),
                 "labels": a.labels,
                 "annotations": a.annotations,

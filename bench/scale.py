@@ -59,7 +59,7 @@ def _seed(url: str, config_path: Path, open_alerts: int, probes: int, window: fl
     def row(i: int, base: datetime) -> dict[str, object]:
         return {
             "fingerprint": f"{i:016x}", "starts_at": now, "ends_at": None,
-            "alertname": "ScaleAlert", "severity": "warning",
+            "alertname": "ScaleAlert", "identity": f"{i:040x}", "severity": "warning",
             "labels": {"alertname": "ScaleAlert", "i": str(i)}, "annotations": {},
             "generator_url": None, "policy_name": "bench", "policy_id": pid,
             "status": "triggered", "level": 0, "next_step": 1, "repeats_done": 0,

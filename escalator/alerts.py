@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -71,16 +72,36 @@ class PolicyCache:
 
 @dataclass
 class Paging:
-    """What the shell needs to turn a Page effect into outbox rows at one moment."""
+    """What the shell needs to turn a Page effect into outbox rows at one moment.
+
+    Overrides may be given as a loader, read on first use: most webhook bodies are repeats
+    that page nobody and need not query them. Recipients are remembered per step and time,
+    because a tick or a body pages many alerts through the same few steps.
+    """
 
     config: Config | None  # None for acks and resolves, which never page
     methods: frozenset[str]  # delivery methods with a working channel
-    overrides: list[Override] = field(default_factory=list)
+    overrides: list[Override] | Callable[[], list[Override]] = field(default_factory=list)
+    _recipients: dict[tuple[int, datetime], list[Recipient]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def current_overrides(self) -> list[Override]:
+        if callable(self.overrides):
+            self.overrides = self.overrides()
+        return self.overrides
 
     def recipients(self, step: Step, at: datetime) -> list[Recipient]:
         if self.config is None:
             raise RuntimeError("paging needs the configuration")
-        return recipients(self.config, step, at, self.overrides)
+        # Keyed by identity: steps are frozen members of cached policies, alive as long as
+        # this Paging (one tick or one request).
+        key = (id(step), at)
+        found = self._recipients.get(key)
+        if found is None:
+            found = recipients(self.config, step, at, self.current_overrides())
+            self._recipients[key] = found
+        return list(found)
 
     def reachable(self, step: Step, at: datetime) -> bool:
         return bool(self.recipients(step, at))
@@ -148,42 +169,125 @@ def _deliveries(
     return out
 
 
-def _page(session: Session, row: AlertRow, effect: Page, paging: Paging, now: datetime) -> None:
+def _timeline_row(
+    alert_id: int,
+    at: datetime,
+    kind: str,
+    detail: str,
+    actor: str | None = None,
+    channel: str | None = None,
+    level: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id,
+        "at": at,
+        "kind": kind,
+        "detail": detail,
+        "actor": actor,
+        "channel": channel,
+        "level": level,
+    }
+
+
+@dataclass
+class EffectRows:
+    """A decision's effects as rows to insert (in bulk) and cancellations to run."""
+
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    cancels: list[CancelPages] = field(default_factory=list)
+
+    def for_alert(self, alert_id: int) -> EffectRows:
+        """The same rows for another alert: one decision serves every alert opened alike."""
+        return EffectRows(
+            [{**r, "alert_id": alert_id} for r in self.timeline],
+            [{**r, "alert_id": alert_id} for r in self.outbox],
+            list(self.cancels),
+        )
+
+
+def effect_rows(alert_id: int, decision: Decision, paging: Paging, now: datetime) -> EffectRows:
+    """Turn a decision's notes and pages into timeline and outbox rows (no I/O)."""
+    rows = EffectRows()
+    for effect in decision.effects:
+        if isinstance(effect, Note):
+            rows.timeline.append(
+                _timeline_row(
+                    alert_id,
+                    now,
+                    effect.kind,
+                    effect.detail,
+                    effect.actor,
+                    effect.via,
+                    effect.level,
+                )
+            )
+        elif isinstance(effect, CancelPages):
+            rows.cancels.append(effect)
+        elif isinstance(effect, Page):
+            _page_rows(rows, alert_id, effect, paging, now)
+    return rows
+
+
+def _page_rows(
+    rows: EffectRows, alert_id: int, effect: Page, paging: Paging, now: datetime
+) -> None:
     whom = paging.recipients(effect.step, now)
     names = ", ".join(f"{r.id} ({r.via})" for r in whom) or "nobody"
     label = f"level {effect.level}" + (f" repeat {effect.repeat}" if effect.repeat else "")
-    note(session, row.id, now, "paged", f"{label} ({effect.reason}): {names}", level=effect.level)
+    rows.timeline.append(
+        _timeline_row(
+            alert_id, now, "paged", f"{label} ({effect.reason}): {names}", level=effect.level
+        )
+    )
     for recipient in whom:
         ways = _deliveries(paging, recipient, effect.step.urgency)
         if not ways:
-            note(
-                session,
-                row.id,
-                now,
-                "unreachable",
-                f"{recipient.id} has no contact method that can be used",
-                level=effect.level,
-            )
-        for method, address, delay in ways:
-            session.add(
-                OutboxRow(
-                    alert_id=row.id,
-                    recipient_kind=recipient.kind,
-                    recipient=recipient.id,
-                    method=method,
-                    address=address,
+            rows.timeline.append(
+                _timeline_row(
+                    alert_id,
+                    now,
+                    "unreachable",
+                    f"{recipient.id} has no contact method that can be used",
                     level=effect.level,
-                    urgency=effect.step.urgency,
-                    # None: nothing cancels it but a resolve (a requested escalation).
-                    condition=effect.step.condition if effect.conditional else None,
-                    reason=effect.reason,
-                    payload={"via": recipient.via, "repeat": effect.repeat},
-                    status="pending",
-                    due_at=now + delay,
-                    attempts=0,
-                    created_at=now,
                 )
             )
+        for method, address, delay in ways:
+            rows.outbox.append(
+                {
+                    "alert_id": alert_id,
+                    "recipient_kind": recipient.kind,
+                    "recipient": recipient.id,
+                    "method": method,
+                    "address": address,
+                    "level": effect.level,
+                    "urgency": effect.step.urgency,
+                    # None: nothing cancels it but a resolve (a requested escalation).
+                    "condition": effect.step.condition if effect.conditional else None,
+                    "reason": effect.reason,
+                    "payload": {"via": recipient.via, "repeat": effect.repeat},
+                    "status": "pending",
+                    "due_at": now + delay,
+                    "attempts": 0,
+                    "lease_until": None,
+                    "leased_by": None,
+                    "provider_id": None,
+                    "last_error": None,
+                    "created_at": now,
+                    "sent_at": None,
+                }
+            )
+
+
+def write_rows(session: Session, rows: EffectRows) -> None:
+    """Insert timeline and outbox rows with one statement each (cancellations are the
+    caller's: they name the alert)."""
+    # Core inserts on the tables: one executemany each (the ORM's bulk path would emit one
+    # statement per row to learn primary keys nobody here needs).
+    if rows.timeline:
+        session.execute(insert(TimelineRow.__table__), rows.timeline)
+    if rows.outbox:
+        session.execute(insert(OutboxRow.__table__), rows.outbox)
 
 
 def apply_decision(
@@ -194,29 +298,17 @@ def apply_decision(
         setattr(row, name, getattr(decision.state, name))
     row.next_action_at = decision.next_action_at
     row.updated_at = now
-    for effect in decision.effects:
-        if isinstance(effect, Note):
-            note(
-                session,
-                row.id,
-                now,
-                effect.kind,
-                effect.detail,
-                effect.actor,
-                effect.via,
-                level=effect.level,
-            )
-        elif isinstance(effect, CancelPages):
-            stmt = (
-                update(OutboxRow)
-                .where(OutboxRow.alert_id == row.id, OutboxRow.status == "pending")
-                .values(status="cancelled", last_error=f"cancelled: alert {row.status}")
-            )
-            if effect.scope == "unacknowledged":
-                stmt = stmt.where(OutboxRow.condition == "unacknowledged")
-            session.execute(stmt)
-        elif isinstance(effect, Page):
-            _page(session, row, effect, paging, now)
+    rows = effect_rows(row.id, decision, paging, now)
+    for cancel in rows.cancels:
+        stmt = (
+            update(OutboxRow)
+            .where(OutboxRow.alert_id == row.id, OutboxRow.status == "pending")
+            .values(status="cancelled", last_error=f"cancelled: alert {row.status}")
+        )
+        if cancel.scope == "unacknowledged":
+            stmt = stmt.where(OutboxRow.condition == "unacknowledged")
+        session.execute(stmt)
+    write_rows(session, rows)
     from escalator.incident_store import on_decision  # late: it builds on this module
 
     on_decision(session, row, decision, now)  # incident commander, resolution, SLA response

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from escalator.alerts import Paging, PolicyCache, load_overrides
@@ -18,6 +18,7 @@ from escalator.clock import Clock, SystemClock
 from escalator.config import ChatChannel as ChatChannelSettings
 from escalator.config import Config
 from escalator.engine import EscalationEngine, Runner
+from escalator.ingest import CommittedFiring
 from escalator.notify.base import Channel
 from escalator.notify.console import ConsoleChannel
 from escalator.notify.sender import Sender
@@ -82,9 +83,10 @@ class Daemon:
     policies: PolicyCache = field(default_factory=PolicyCache)
     webhook_token: str | None = None
     api_token: str | None = None
+    committed: CommittedFiring = field(default_factory=CommittedFiring)
 
     def paging(self, session: Session, now: datetime) -> Paging:
-        return Paging(self.config, self.sender.methods, load_overrides(session, now))
+        return Paging(self.config, self.sender.methods, lambda: load_overrides(session, now))
 
     def start(self) -> None:
         self.runner.start()
@@ -107,7 +109,10 @@ def build_daemon(
         upgrade(db)
     factory = session_factory(db)
     channels = build_channels(config) if channels is None else channels
-    sender = Sender(factory, channels, clock, config.engine, config=config)
+    # The sender's leases and delivery records need no fsync per commit (see make_engine).
+    sender_db = make_engine(database_url, durable=False)
+    event.listen(db, "engine_disposed", lambda _engine: sender_db.dispose())
+    sender = Sender(session_factory(sender_db), channels, clock, config.engine, config=config)
     policies = PolicyCache()
     engine = EscalationEngine(factory, config, clock, sender.methods, policies)
     runner = Runner(engine, sender, config.engine.tick_interval)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,9 +29,11 @@ from escalator.machine import Tick
 from escalator.notify.sender import Sender
 from escalator.shift_notices import ShiftNotices
 from escalator.store.db import transaction
-from escalator.store.tables import AlertRow
+from escalator.store.tables import AlertRow, OutboxRow
 
 log = logging.getLogger("escalator.engine")
+
+_MIN_RESCHEDULE = timedelta(milliseconds=50)
 
 TICK_SECONDS = Histogram("escalator_engine_tick_seconds", "Wall time of one engine tick")
 STEPS = Counter("escalator_engine_alerts_stepped_total", "Alerts the engine stepped")
@@ -60,7 +62,7 @@ class EscalationEngine:
         self.notices = ShiftNotices(factory, config, methods)
 
     def paging(self, session: Session, now: datetime) -> Paging:
-        return Paging(self.config, self.methods, load_overrides(session, now))
+        return Paging(self.config, self.methods, lambda: load_overrides(session, now))
 
     def tick(self) -> int:
         """Step every due alert; returns how many were stepped."""
@@ -134,7 +136,31 @@ class Runner:
         stepped = self.engine.tick()
         if stepped:
             self.wake_sender()
+        self._run_at("engine", self._earliest(select(func.min(AlertRow.next_action_at))))
         return stepped
+
+    def _drain(self) -> int:
+        sent = self.sender.drain()
+        pending = select(func.min(OutboxRow.due_at)).where(OutboxRow.status == "pending")
+        self._run_at("sender", self._earliest(pending))
+        return sent
+
+    def _earliest(self, query: Select[tuple[datetime | None]]) -> datetime | None:
+        with transaction(self.engine.factory) as session:
+            return session.execute(query).scalar()
+
+    def _run_at(self, job_id: str, due: datetime | None) -> None:
+        """Bring the job forward to `due` when that is before its next interval run, so a
+        step runs when it falls due rather than up to `interval` later. Never later: the
+        interval keeps catching what other replicas queue."""
+        if due is None or not self._scheduler.running:
+            return
+        # Not sooner than a moment from now: a row another replica holds locked stays due,
+        # and must not turn this loop into a spin.
+        due = max(due, datetime.now(UTC) + _MIN_RESCHEDULE)
+        job = self._scheduler.get_job(job_id)
+        if job is not None and (job.next_run_time is None or due < job.next_run_time):
+            self._scheduler.modify_job(job_id, next_run_time=due)
 
     def start(self) -> None:
         seconds = max(self.interval.total_seconds(), 0.05)
@@ -148,7 +174,7 @@ class Runner:
             **common,
         )
         self._scheduler.add_job(
-            self._guarded("sender", self.sender.drain),
+            self._guarded("sender", self._drain),
             "interval",
             seconds=seconds,
             id="sender",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -151,23 +151,45 @@ def _store_state(row: IncidentRow, state: IncidentState, now: datetime) -> None:
 # Hooks called by ingest and apply_decision ---------------------------------------------
 
 
-def alert_opened(session: Session, row: AlertRow, config: Config, now: datetime) -> None:
-    """A new alert: record its response-time SLA; open an incident when it is critical."""
-    runbooks.install(config.runbooks)  # the sender renders this alert's pages next
-    policy = config.policies.get(row.policy_name)
-    if policy is not None and policy.response_time is not None:
-        session.add(
-            AlertSlaRow(
-                alert_id=row.id,
-                severity=row.severity,
-                response_seconds=int(policy.response_time.total_seconds()),
-                due_at=now + policy.response_time,
+@dataclass(frozen=True)
+class OpenedAlert:
+    """What the incident hooks need of a just-opened alert (no ORM row in the bulk path)."""
+
+    id: int
+    severity: str | None
+    policy_name: str
+
+
+def alerts_opened(
+    session: Session, opened: list[OpenedAlert], config: Config, now: datetime
+) -> None:
+    """New alerts (one webhook body): record their response-time SLAs with one insert;
+    open an incident for each critical one."""
+    runbooks.install(config.runbooks)
+    slas = []
+    for alert in opened:
+        policy = config.policies.get(alert.policy_name)
+        if policy is not None and policy.response_time is not None:
+            slas.append(
+                {
+                    "alert_id": alert.id,
+                    "severity": alert.severity,
+                    "response_seconds": int(policy.response_time.total_seconds()),
+                    "due_at": now + policy.response_time,
+                    "responded_at": None,
+                    "responded_by": None,
+                    "breached_at": None,
+                }
             )
-        )
-    _maybe_open_incident(session, row, config, now)
+    if slas:
+        session.execute(insert(AlertSlaRow.__table__), slas)
+    for alert in opened:
+        _maybe_open_incident(session, alert, config, now)
 
 
-def _maybe_open_incident(session: Session, row: AlertRow, config: Config, now: datetime) -> None:
+def _maybe_open_incident(
+    session: Session, row: AlertRow | OpenedAlert, config: Config, now: datetime
+) -> None:
     settings = config.incidents
     if not settings.enabled or row.severity not in settings.severities:
         return
@@ -271,15 +293,8 @@ def absorb_severity_rise(
     candidates = session.scalars(
         select(AlertRow)
         .where(
-            AlertRow.alertname == labels.get("alertname", "(no alertname)")[:200],
+            AlertRow.identity == incidents.alert_identity(labels),
             AlertRow.status != "resolved",
-            AlertRow.severity.in_(
-                [
-                    s
-                    for s, rank in incidents.SEVERITY_RANK.items()
-                    if rank < incidents.SEVERITY_RANK.get(severity or "", -1)
-                ]
-            ),
         )
         .order_by(AlertRow.id)
         .with_for_update()
@@ -566,7 +581,7 @@ class Notifier:
         seen: set[tuple[str, str]] = set()
         out: list[Recipient] = []
         for target in targets:
-            for r in resolve_target(self.config, target, self.now, self.paging.overrides):
+            for r in resolve_target(self.config, target, self.now, self.paging.current_overrides()):
                 if (r.kind, r.id) not in seen:
                     seen.add((r.kind, r.id))
                     out.append(r)

@@ -19,6 +19,8 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -234,6 +236,12 @@ def labels_without_severity(labels: dict[str, str]) -> dict[str, str]:
     alert; this is how it is recognised as the same problem getting worse.
     """
     return {k: v for k, v in labels.items() if k != "severity"}
+
+
+def alert_identity(labels: dict[str, str]) -> str:
+    """A short stable key for `labels_without_severity`, indexed on the alerts table."""
+    canonical = json.dumps(labels_without_severity(labels), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(canonical.encode()).hexdigest()
 
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}

@@ -434,3 +434,42 @@ def test_api_list_show_ack_resolve_oncall(rig: Rig, client: TestClient) -> None:
         "/api/v1/oncall", params={"at": "2026-03-09T15:00:00Z"}, headers=API_AUTH
     ).json()
     assert {r["name"]: r["people"] for r in later}["primary"] == ["bob"]
+
+
+# Repeats of what is already committed ---------------------------------------------------
+
+
+def test_committed_repeat_is_answered_without_a_transaction(
+    rig: Rig, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alertmanager re-sends each group every group_interval: once a body's content is
+    durable, its repeat is answered from memory (and still answered with the store down)."""
+    assert post(client, AM_025_FIRING).json()["opened"]
+    rows_before = (len(alert_rows(rig.factory)), len(outbox_rows(rig.factory)))
+
+    def no_store(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("a committed repeat must not open a transaction")
+
+    monkeypatch.setattr(web_app, "transaction", no_store)
+    again = post(client, AM_025_FIRING)
+    assert again.status_code == 200
+    assert again.json()["updated"] == 1 and again.json()["opened"] == []
+    assert (len(alert_rows(rig.factory)), len(outbox_rows(rig.factory))) == rows_before
+
+
+def test_a_changed_repeat_or_a_resolve_still_reaches_the_store(
+    rig: Rig, client: TestClient
+) -> None:
+    first = am_alert("c0ffee0000000001")
+    assert post(client, am_body(first)).json()["opened"]
+    changed = {**first, "annotations": {**first["annotations"], "summary": "now worse"}}
+    assert post(client, am_body(changed)).json()["updated"] == 1
+    (row,) = alert_rows(rig.factory)
+    assert row.annotations["summary"] == "now worse"  # the new content was written
+    resolved = {**changed, "status": "resolved", "endsAt": "2026-03-02T19:30:00Z"}
+    assert post(client, am_body(resolved)).json()["resolved"] == [row.id]
+    # After the resolve the occurrence is forgotten: a late firing repeat (an HA peer)
+    # goes to the store, which keeps the alert resolved.
+    late = post(client, am_body(changed)).json()
+    assert late["opened"] == [] and late["updated"] == 1
+    assert alert_rows(rig.factory)[0].status == "resolved"

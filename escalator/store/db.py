@@ -1,9 +1,10 @@
 """Connecting to the store and keeping its schema current.
 
 SQLite is the embedded default: WAL with `synchronous=FULL`, so an alert answered 2xx
-survives a power cut, and `BEGIN IMMEDIATE` for every transaction, so a CLI ack and the
-daemon's tick queue for the write lock instead of failing with "database is locked"
-when a read transaction tries to upgrade. PostgreSQL is for replicas.
+survives a power cut (the sender's own bookkeeping uses a second, non-durable engine),
+and `BEGIN IMMEDIATE` for every transaction, so a CLI ack and the daemon's tick queue
+for the write lock instead of failing with "database is locked" when a read transaction
+tries to upgrade. PostgreSQL is for replicas.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, durable: bool = True, **kwargs: Any) -> Engine:
+    """An engine for `url`. `durable=False` is for writes that may be lost in a power cut
+    or server crash without losing anything that matters: the sender's delivery records
+    (a lost "sent" mark means the page is sent again: at least once either way). It skips
+    the per-commit fsync, which on SQLite is most of a commit's cost."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -58,7 +63,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
@@ -70,6 +75,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
+    if not durable:
+        kwargs.setdefault("connect_args", {"options": "-c synchronous_commit=off"})
     return create_engine(url, **kwargs)
 
 

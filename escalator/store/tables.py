@@ -63,12 +63,15 @@ class AlertRow(Base):
         UniqueConstraint("fingerprint", "starts_at", name="uq_alerts_occurrence"),
         Index("ix_alerts_next_action_at", "next_action_at"),
         Index("ix_alerts_status", "status"),
+        Index("ix_alerts_identity", "identity"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime | None]
     alertname: Mapped[str] = mapped_column(String(200))
+    # Hash of every label but severity: finds the warning a new critical occurrence rises from.
+    identity: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str | None] = mapped_column(String(50))
     labels: Mapped[dict[str, Any]]
     annotations: Mapped[dict[str, Any]]

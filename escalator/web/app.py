@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from escalator import views
 from escalator.alerts import act, load_overrides, open_alert_ids
 from escalator.daemon import Daemon
-from escalator.ingest import AMWebhook, ingest
+from escalator.ingest import AMWebhook, IngestResult, ingest
 from escalator.machine import Ack, EscalateNow, Resolve
 from escalator.store.db import SchemaNotReady, require_current_schema, transaction
 from escalator.store.tables import AlertRow
@@ -139,12 +139,20 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
             return _error(
                 422, "not an Alertmanager version 4 webhook body", details=_validation_details(exc)
             )
+        if daemon.committed.covers(payload):  # a repeat of what is already durable
+            for alert in payload.alerts:
+                ALERTS_IN.labels(alert.status).inc()
+            WEBHOOKS.labels("200").inc()
+            return JSONResponse(
+                {"status": "ok", **IngestResult(updated=len(payload.alerts)).as_dict()}
+            )
         try:
             # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
             result = await run_in_threadpool(_ingest, payload)
         except DBAPIError as exc:
             WEBHOOKS.labels("503").inc()
             return store_down(exc)
+        daemon.committed.record(payload, result)
         for alert in payload.alerts:
             ALERTS_IN.labels(alert.status).inc()
         if result.opened:

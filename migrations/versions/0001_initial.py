@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("starts_at", sa.DateTime(), nullable=False),
         sa.Column("ends_at", sa.DateTime(), nullable=True),
         sa.Column("alertname", sa.String(200), nullable=False),
+        sa.Column("identity", sa.String(40), nullable=False),
         sa.Column("severity", sa.String(50), nullable=True),
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("annotations", sa.JSON(), nullable=False),
@@ -56,6 +57,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_alerts_next_action_at", "alerts", ["next_action_at"])
     op.create_index("ix_alerts_status", "alerts", ["status"])
+    op.create_index("ix_alerts_identity", "alerts", ["identity"])
     op.create_table(
         "timeline",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
