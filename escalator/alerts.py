@@ -122,17 +122,7 @@ def note(
     channel: str | None = None,
     level: int | None = None,
 ) -> None:
-    session.add(
-        TimelineRow(
-            alert_id=alert_id,
-            at=at,
-            kind=kind,
-            detail=detail,
-            actor=actor,
-            channel=channel,
-            level=level,
-        )
-    )
+    session.add(TimelineRow(**timeline_row(alert_id, at, kind, detail, actor, channel, level)))
 
 
 def _deliveries(
@@ -169,7 +159,7 @@ def _deliveries(
     return out
 
 
-def _timeline_row(
+def timeline_row(
     alert_id: int,
     at: datetime,
     kind: str,
@@ -212,7 +202,7 @@ def effect_rows(alert_id: int, decision: Decision, paging: Paging, now: datetime
     for effect in decision.effects:
         if isinstance(effect, Note):
             rows.timeline.append(
-                _timeline_row(
+                timeline_row(
                     alert_id,
                     now,
                     effect.kind,
@@ -236,7 +226,7 @@ def _page_rows(
     names = ", ".join(f"{r.id} ({r.via})" for r in whom) or "nobody"
     label = f"level {effect.level}" + (f" repeat {effect.repeat}" if effect.repeat else "")
     rows.timeline.append(
-        _timeline_row(
+        timeline_row(
             alert_id, now, "paged", f"{label} ({effect.reason}): {names}", level=effect.level
         )
     )
@@ -244,7 +234,7 @@ def _page_rows(
         ways = _deliveries(paging, recipient, effect.step.urgency)
         if not ways:
             rows.timeline.append(
-                _timeline_row(
+                timeline_row(
                     alert_id,
                     now,
                     "unreachable",

@@ -25,16 +25,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from escalator.config import IncidentNotice
+
 IncidentStatus = Literal["open", "resolved", "closed"]
-NoticeKind = Literal[
-    "initial",
-    "status_update",
-    "stakeholder_update",
-    "resolution",
-    "update_reminder",
-    "postmortem_reminder",
-    "multiple_critical",
-]
+NoticeKind = IncidentNotice  # the kinds of notice, named once in escalator.config
 
 
 @dataclass(frozen=True)

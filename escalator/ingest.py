@@ -28,6 +28,7 @@ from escalator.alerts import (
     apply_decision,
     effect_rows,
     state_of,
+    timeline_row,
     write_rows,
 )
 from escalator.config import Config
@@ -300,16 +301,9 @@ def _open_group(
         if alert_id is None:  # an HA peer's post opened it first
             result.updated += 1
             continue
+        detail = f"opened from Alertmanager (fingerprint {key[0]}, policy {name})"
         rows.timeline.append(
-            {
-                "alert_id": alert_id,
-                "at": now,
-                "kind": "opened",
-                "detail": f"opened from Alertmanager (fingerprint {key[0]}, policy {name})",
-                "actor": "alertmanager",
-                "channel": "alertmanager",
-                "level": None,
-            }
+            timeline_row(alert_id, now, "opened", detail, "alertmanager", "alertmanager")
         )
         mine = template.for_alert(alert_id)
         rows.timeline.extend(mine.timeline)

@@ -14,25 +14,17 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 
-from escalator.config import TemplateSource
+from escalator.config import IncidentNotice, TemplateSource
 
 log = logging.getLogger("escalator.templates")
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 SHORT_METHODS = frozenset({"sms", "voice"})
-KINDS = (
-    "initial",
-    "status_update",
-    "stakeholder_update",
-    "resolution",
-    "update_reminder",
-    "postmortem_reminder",
-    "multiple_critical",
-)
+KINDS = get_args(IncidentNotice)
 
 # GSM 03.38: the basic set (one septet each) and the extension table (escape + septet).
 GSM7_BASIC = frozenset(
