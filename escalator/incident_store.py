@@ -18,7 +18,18 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, insert, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -124,6 +135,7 @@ class TriggerEpisodeRow(Base):
 
 
 MULTIPLE_CRITICAL = "multiple_critical"
+_NAMED = 50  # alerts named in one multiple-critical page; the rest are counted
 _STATE_FIELDS = tuple(f.name for f in fields(IncidentState))
 
 
@@ -842,13 +854,19 @@ def _multiple_critical(session: Session, n: Notifier) -> int:
     row = _episode_row(session, n.now)
     if row is None:
         return 0
+    is_open = (
+        AlertRow.severity == settings.severity,
+        AlertRow.status.in_(("triggered", "acknowledged")),
+    )  # ix_alerts_severity_status: an index-only count, cheap with 100k alerts open
+    count = session.scalar(select(func.count()).select_from(AlertRow).where(*is_open)) or 0
+    if (count >= settings.threshold) == row.active:
+        return 0  # no episode starts or ends: nothing to load, nothing to write
+    # An episode starts or ends (rare): name the alerts, at most _NAMED of them.
     open_alerts = session.scalars(
         select(AlertRow)
-        .where(
-            AlertRow.status.in_(("triggered", "acknowledged")),  # uses ix_alerts_status
-            AlertRow.severity == settings.severity,
-        )
+        .where(*is_open)
         .order_by(AlertRow.id)
+        .limit(max(settings.threshold, _NAMED))
     ).all()
     episode = Episode(row.active, row.since, tuple(row.alert_ids), row.episodes)
     new, page = incidents.multiple_critical(
@@ -861,7 +879,7 @@ def _multiple_critical(session: Session, n: Notifier) -> int:
         return 0
     ctx = {
         "now": _t(n.now),
-        "count": len(open_alerts),
+        "count": count,
         "threshold": settings.threshold,
         "alerts": [
             {
@@ -877,6 +895,8 @@ def _multiple_critical(session: Session, n: Notifier) -> int:
     }
     whom = n.expand(settings.targets)
     names = ", ".join(f"#{a.id} {a.alertname}" for a in open_alerts)
+    if count > len(open_alerts):
+        names += f" and {count - len(open_alerts)} more"
     for alert in open_alerts:
         note(
             session,

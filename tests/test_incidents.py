@@ -543,3 +543,26 @@ def test_a_reminder_without_a_commander_goes_to_the_incident_channel(database_ur
         assert f"takes command (escalator ack {alert_id})" in reminder.payload["text"]
     finally:
         rig.daemon.db.dispose()
+
+
+def test_a_storm_of_critical_alerts_pages_the_lead_once_naming_fifty_and_counting_all(
+    database_url: str,
+) -> None:
+    """The trigger counts open criticals each tick without loading them; when an episode
+    starts, one page names the first fifty and counts the rest."""
+    rig = _rig(database_url)
+    try:
+        storm = [_critical(n, "CredlinkServiceDown") for n in range(1, 61)]
+        ids = rig.fire(*storm).opened
+        assert len(ids) == 60
+        _go(rig, 0)
+        pages = _notices(rig, "multiple_critical")
+        assert sorted(r.method for r in pages) == ["email", "sms", "voice"]  # one page
+        mail = next(r for r in pages if r.method == "email").payload["text"]
+        assert "60" in mail
+        noted = [k for k in (_timeline_kinds(rig, i) for i in ids) if "escalation_trigger" in k]
+        assert len(noted) == 50  # the named ones carry it on their timeline
+        _go(rig, 1)  # still one episode: no second page
+        assert len(_notices(rig, "multiple_critical")) == 3
+    finally:
+        rig.daemon.db.dispose()

@@ -64,6 +64,7 @@ class AlertRow(Base):
         Index("ix_alerts_next_action_at", "next_action_at"),
         Index("ix_alerts_status", "status"),
         Index("ix_alerts_identity", "identity"),
+        Index("ix_alerts_severity_status", "severity", "status"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64))

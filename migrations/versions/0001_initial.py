@@ -58,6 +58,7 @@ def upgrade() -> None:
     op.create_index("ix_alerts_next_action_at", "alerts", ["next_action_at"])
     op.create_index("ix_alerts_status", "alerts", ["status"])
     op.create_index("ix_alerts_identity", "alerts", ["identity"])
+    op.create_index("ix_alerts_severity_status", "alerts", ["severity", "status"])
     op.create_table(
         "timeline",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
