@@ -8,15 +8,12 @@ changes them on the database directly, or through a uvicorn server on loopback w
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 
 from escalator.cli import main
@@ -35,6 +32,7 @@ from tests.helpers import (
     am_alert,
     am_body,
 )
+from tests.support.servers import running_server
 
 CONFIG = str(SHIPPED_CONFIG)
 
@@ -250,24 +248,6 @@ def test_postgresql_upgrade_list_ack(pg_url: str) -> None:
 
 
 # --server: a real daemon on loopback ---------------------------------------------------
-
-
-@contextmanager
-def running_server(app: object) -> Iterator[str]:
-    """uvicorn in a thread on a free loopback port; stopped (lifespan and all) on exit."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        assert wait_until(lambda: server.started, timeout=30), "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive()
 
 
 def test_server_path_with_an_api_token(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 import yaml
 from conftest import free_port
+from support.e2e import SHIPPED_CONFIG, Stack, alertmanager_config
 from support.processes import (
     ManagedProcess,
     clean_env,
     start_alertmanager,
     start_escalator,
 )
-from test_e2e_alertmanager import SHIPPED_CONFIG, Stack, alertmanager_config
 from twilio.request_validator import RequestValidator
 
 from escalator.config import Config, load_config

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 from icalendar import Calendar
 from sqlalchemy import select
@@ -23,14 +20,13 @@ from escalator.cli import main
 from escalator.clock import FixedClock
 from escalator.config import parse_config
 from escalator.daemon import build_daemon
-from escalator.engine import wait_until
 from escalator.roster import Override
 from escalator.shift_notices import REASON, ShiftNotices, create_notices, due_notices
 from escalator.store.db import make_engine, session_factory, transaction, upgrade
 from escalator.store.tables import OutboxRow
 from escalator.web.app import create_app
-from tests.conftest import free_port
 from tests.helpers import SHIPPED_CONFIG, shipped_config
+from tests.support.servers import running_server
 
 # Shipped rotation: weekly, Monday 09:00 America/New_York, alice then bob from 2026-01-05.
 HANDOFF = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # Monday 09:00 EDT: alice -> bob
@@ -235,22 +231,6 @@ def test_check_config_warns_of_gaps(tmp_path: Path) -> None:
 
 
 # The calendar URL ----------------------------------------------------------------------------
-
-
-@contextmanager
-def running_server(app: object) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        assert wait_until(lambda: server.started, timeout=30), "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_calendar_url_needs_the_api_token(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
