@@ -20,16 +20,14 @@ import pytest
 from conftest import free_port
 from support.e2e import (
     Stack,
-    alertmanager_config,
     compressed_config,
     iso,
+    start_stack,
 )
 from support.processes import (
     ManagedProcess,
     ProcessError,
     clean_env,
-    start_alertmanager,
-    start_escalator,
 )
 
 from escalator.config import Config, Policy
@@ -46,26 +44,10 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         config = compressed_config(config_path)
         webhook_token, api_token = secrets.token_hex(16), secrets.token_hex(16)
         env = clean_env(ESCALATOR_WEBHOOK_TOKEN=webhook_token, ESCALATOR_API_TOKEN=api_token)
-        escalator_port = free_port()
-        escalator = start_escalator(
-            tmp_path, config_path, database_url, escalator_port, env, config_after_serve
-        )
-        started.append(escalator)
-        am_config = tmp_path / "alertmanager.yml"
-        alertmanager_config(am_config, escalator_port, webhook_token)
-        alertmanager = start_alertmanager(tmp_path, am_config, free_port())
-        started.append(alertmanager)
-        return Stack(
-            workdir=tmp_path,
-            config_path=config_path,
-            config=config,
-            database_url=database_url,
-            webhook_token=webhook_token,
-            api_token=api_token,
-            escalator=escalator,
-            alertmanager=alertmanager,
-            processes=[escalator, alertmanager],
-        )
+        return start_stack(
+            tmp_path, config_path, config, database_url, free_port(), webhook_token,
+            api_token, env, started, config_after_serve,
+        )  # fmt: skip
 
     try:
         yield make

@@ -29,12 +29,10 @@ from typing import Any
 import pytest
 import yaml
 from conftest import free_port
-from support.e2e import SHIPPED_CONFIG, Stack, alertmanager_config
+from support.e2e import SHIPPED_CONFIG, Stack, start_stack
 from support.processes import (
     ManagedProcess,
     clean_env,
-    start_alertmanager,
-    start_escalator,
 )
 from twilio.request_validator import RequestValidator
 
@@ -157,23 +155,10 @@ def paging_stack(tmp_path: Path) -> Iterator[Callable[[str], tuple[Stack, Fakes]
             SLACK_WEBHOOK_ALERTS=fake.chat.url("/hooks/alerts"),
             SLACK_WEBHOOK_INFO=fake.chat.url("/hooks/info"),
         )
-        escalator = start_escalator(tmp_path, config_path, database_url, escalator_port, env)
-        started.append(escalator)
-        am_config = tmp_path / "alertmanager.yml"
-        alertmanager_config(am_config, escalator_port, webhook_token)
-        alertmanager = start_alertmanager(tmp_path, am_config, free_port())
-        started.append(alertmanager)
-        stack = Stack(
-            workdir=tmp_path,
-            config_path=config_path,
-            config=config,
-            database_url=database_url,
-            webhook_token=webhook_token,
-            api_token=api_token,
-            escalator=escalator,
-            alertmanager=alertmanager,
-            processes=[escalator, alertmanager],
-        )
+        stack = start_stack(
+            tmp_path, config_path, config, database_url, escalator_port, webhook_token,
+            api_token, env, started,
+        )  # fmt: skip
         return stack, fake
 
     try:

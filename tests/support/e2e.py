@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
+from conftest import free_port
 
 from escalator.config import Config, load_config
 from escalator.durations import parse_duration
@@ -24,6 +25,8 @@ from support.processes import (
     ProcessError,
     clean_env,
     run_cli,
+    start_alertmanager,
+    start_escalator,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,3 +252,38 @@ class Stack:
             for process in self.processes:
                 print(process.logs())
             raise
+
+
+def start_stack(
+    workdir: Path,
+    config_path: Path,
+    config: Config,
+    database_url: str,
+    escalator_port: int,
+    webhook_token: str,
+    api_token: str,
+    env: dict[str, str],
+    started: list[ManagedProcess],
+    config_after_serve: bool = False,
+) -> Stack:
+    """Start escalator, then an Alertmanager posting to it. Each process is appended to
+    `started` as soon as it runs, so the caller's teardown stops it if the next one fails."""
+    escalator = start_escalator(
+        workdir, config_path, database_url, escalator_port, env, config_after_serve
+    )
+    started.append(escalator)
+    am_config = workdir / "alertmanager.yml"
+    alertmanager_config(am_config, escalator_port, webhook_token)
+    alertmanager = start_alertmanager(workdir, am_config, free_port())
+    started.append(alertmanager)
+    return Stack(
+        workdir=workdir,
+        config_path=config_path,
+        config=config,
+        database_url=database_url,
+        webhook_token=webhook_token,
+        api_token=api_token,
+        escalator=escalator,
+        alertmanager=alertmanager,
+        processes=[escalator, alertmanager],
+    )
