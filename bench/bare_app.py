@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import insert
 from starlette.concurrency import run_in_threadpool
 
-from escalator.incidents import alert_identity
-from escalator.ingest import AMWebhook
+from escalator.incidents.protocol import alert_identity
+from escalator.ingest.alertmanager import AMWebhook
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
 

@@ -38,8 +38,8 @@ from common import (
     write_config,
 )
 
-from escalator.alerts import policy_id
 from escalator.config import load_config
+from escalator.escalation.policies import policy_id
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow
 

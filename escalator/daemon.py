@@ -13,15 +13,19 @@ from datetime import datetime
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from escalator.alerts import Paging, PolicyCache, load_overrides
-from escalator.clock import Clock, SystemClock
 from escalator.config import ChatChannel as ChatChannelSettings
 from escalator.config import Config
-from escalator.engine import EscalationEngine, Runner
-from escalator.ingest import CommittedFiring
-from escalator.notify.base import Channel
-from escalator.notify.console import ConsoleChannel
+from escalator.engine.escalations import EscalationEngine
+from escalator.engine.runner import Runner
+from escalator.escalation.paging import Paging
+from escalator.escalation.policies import PolicyCache
+from escalator.ingest.alertmanager import CommittedFiring
+from escalator.notify.channels.base import Channel
+from escalator.notify.channels.console import ConsoleChannel
 from escalator.notify.sender import Sender
+from escalator.roster.overrides import load_overrides
+from escalator.services.context import ServiceContext
+from escalator.store.clock import Clock, SystemClock
 from escalator.store.db import make_engine, session_factory, upgrade
 
 log = logging.getLogger("escalator")
@@ -33,11 +37,11 @@ def build_channels(config: Config) -> dict[str, Channel]:
     Secrets are resolved here, once; a configured channel whose secret has no value is an
     error at start-up rather than a silent console fallback at 3 a.m.
     """
-    from escalator.notify.chat import ChatChannel
-    from escalator.notify.email import EmailChannel
-    from escalator.notify.twilio_sms import TwilioSmsChannel, make_client
-    from escalator.notify.twilio_voice import TwilioVoiceChannel
-    from escalator.notify.webhook import WebhookChannel
+    from escalator.notify.channels.chat import ChatChannel
+    from escalator.notify.channels.email import EmailChannel
+    from escalator.notify.channels.twilio_sms import TwilioSmsChannel, make_client
+    from escalator.notify.channels.twilio_voice import TwilioVoiceChannel
+    from escalator.notify.channels.webhook import WebhookChannel
 
     settings = config.channels
     public_url = config.server.public_url
@@ -84,6 +88,15 @@ class Daemon:
     webhook_token: str | None = None
     api_token: str | None = None
     committed: CommittedFiring = field(default_factory=CommittedFiring)
+    services: ServiceContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        # What the API and Twilio replies act through: the daemon's clock, channels and
+        # policy cache, and a wake-up so a changed alert is looked at now.
+        self.services = ServiceContext(
+            self.factory, self.config, self.sender.methods, self.policies, self.clock,
+            on_change=self.runner.wake,
+        )  # fmt: skip
 
     def paging(self, session: Session, now: datetime) -> Paging:
         return Paging(self.config, self.sender.methods, lambda: load_overrides(session, now))

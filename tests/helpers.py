@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from escalator.config import Config, load_config
-from escalator.notify.base import Delivery, Message, SendResult
+from escalator.notify.channels.base import Delivery, Message, SendResult
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 
@@ -205,8 +205,8 @@ class Rig:
         methods: tuple[str, ...] = ("console",),
         clock: Any = None,
     ):
-        from escalator.clock import FixedClock
         from escalator.daemon import build_daemon
+        from escalator.store.clock import FixedClock
 
         self.clock = clock or FixedClock(start)
         self.rec = recorder or Recorder()
@@ -224,7 +224,7 @@ class Rig:
 
     def fire(self, *alerts: dict[str, Any]) -> Any:
         """Post a webhook body through `ingest`, in one transaction, as the HTTP side does."""
-        from escalator.ingest import AMWebhook, ingest
+        from escalator.ingest.alertmanager import AMWebhook, ingest
 
         payload = AMWebhook.model_validate(am_body(*alerts))
         now = self.clock.now()
@@ -239,7 +239,7 @@ class Rig:
             )
 
     def act(self, ids: list[int] | None, event: Any) -> list[Any]:
-        from escalator.alerts import act, open_alert_ids
+        from escalator.services.alerts import act, open_alert_ids
 
         now = self.clock.now()
         with transaction(self.factory) as session:

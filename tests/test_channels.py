@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from escalator.cli import main
+from escalator.cli.main import main
 from escalator.config import ConfigError, Secret, parse_config
 from escalator.config import EmailChannel as EmailSettings
 from escalator.config import TwilioChannel as TwilioSettings
-from escalator.notify.base import Delivery, Message
-from escalator.notify.chat import ChatChannel
-from escalator.notify.email import EmailChannel
-from escalator.notify.twilio_sms import TwilioSmsChannel, make_client
-from escalator.notify.twilio_voice import TwilioVoiceChannel
-from escalator.notify.webhook import WebhookChannel
+from escalator.notify.channels.base import Delivery, Message
+from escalator.notify.channels.chat import ChatChannel
+from escalator.notify.channels.email import EmailChannel
+from escalator.notify.channels.twilio_sms import TwilioSmsChannel, make_client
+from escalator.notify.channels.twilio_voice import TwilioVoiceChannel
+from escalator.notify.channels.webhook import WebhookChannel
 from tests.conftest import free_port
 from tests.fakes.fake_chat import FakeChat
 from tests.fakes.fake_twilio import FakeTwilio

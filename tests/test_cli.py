@@ -16,9 +16,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from escalator.cli import main
+from escalator.cli.main import main
 from escalator.daemon import build_daemon
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 from escalator.store.db import current_revision, head_revision, make_engine, session_factory
 from escalator.store.tables import AlertRow
 from escalator.web.app import create_app

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from escalator.config import Config, ConfigError, Route, Secret, load_config, parse_config
-from escalator.durations import format_duration, parse_duration
+from escalator.config.durations import format_duration, parse_duration
 from tests.helpers import SHIPPED_CONFIG, shipped_config
 
 # A small valid config; each error test breaks exactly one line of it.

@@ -26,7 +26,7 @@ from faults.escalator_proc import (
 from faults.payloads import fingerprint, storm_body
 from faults.store import read_record
 
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 
 ALERTS = 600
 GROUP = 20

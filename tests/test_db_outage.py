@@ -30,7 +30,7 @@ from faults.payloads import storm_body
 from faults.pg import PrivatePostgres
 from faults.store import read_record
 
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 
 LEVELS = (0, 2, 4)
 OUTAGE_SECONDS = 25  # how long the database stays down (the scenario, not an assertion)

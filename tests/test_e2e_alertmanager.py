@@ -31,7 +31,7 @@ from support.processes import (
 )
 
 from escalator.config import Config, Policy
-from escalator.roster import recipients
+from escalator.roster.oncall import recipients
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ from support.processes import (
 from twilio.request_validator import RequestValidator
 
 from escalator.config import Config, load_config
-from escalator.durations import parse_duration
-from escalator.roster import recipients
+from escalator.config.durations import parse_duration
+from escalator.roster.oncall import recipients
 from tests.fakes.fake_chat import FakeChat
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.fakes.smtp_sink import SmtpSink

@@ -15,8 +15,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from escalator.config import Config
-from escalator.machine import Ack, EscalateNow, Resolve
-from escalator.notify.base import Delivery, SendResult
+from escalator.escalation.machine import Ack, EscalateNow, Resolve
+from escalator.notify.channels.base import Delivery, SendResult
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
 from tests.helpers import (
@@ -546,7 +546,7 @@ def test_ha_peers_posting_the_same_new_alert_at_once_open_it_once(database_url: 
 def test_rolled_back_ingest_leaves_nothing_and_the_next_post_works(database_url: str) -> None:
     """A webhook transaction that fails before commit (store hiccup) writes nothing, and the
     daemon's in-memory caches must not believe otherwise: Alertmanager's retry succeeds."""
-    from escalator.ingest import AMWebhook, ingest
+    from escalator.ingest.alertmanager import AMWebhook, ingest
     from tests.helpers import am_body
 
     rig = Rig(database_url)

@@ -17,24 +17,24 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import delete, select
 
-from escalator import incidents
-from escalator.cli import main
+from escalator.cli.main import main
 from escalator.config import Config, ConfigError, parse_config
-from escalator.incident_store import (
-    AlertAliasRow,
-    AlertSlaRow,
-    IncidentError,
-    IncidentRow,
-    TriggerEpisodeRow,
-    link_postmortem,
-    post_update,
-    postmortems,
-    schedule_of,
-)
-from escalator.incidents import Episode, IncidentState, Schedule
-from escalator.machine import Ack, Resolve
+from escalator.escalation.machine import Ack, Resolve
+from escalator.incidents import protocol as incidents
+from escalator.incidents.protocol import Episode, IncidentState, Schedule
+from escalator.read.postmortems import postmortems
+from escalator.services.context import Actor
+from escalator.services.incidents import IncidentError, link_postmortem, post_update
 from escalator.store.db import transaction
-from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
+from escalator.store.tables import (
+    AlertAliasRow,
+    AlertRow,
+    AlertSlaRow,
+    IncidentRow,
+    OutboxRow,
+    TimelineRow,
+    TriggerEpisodeRow,
+)
 from tests.helpers import SHIPPED_CONFIG, T0, Rig, am_alert, at
 
 METHODS = ("console", "chat", "email", "sms", "voice")
@@ -214,11 +214,11 @@ def test_critical_alert_walks_the_whole_protocol(database_url: str) -> None:
         assert {r.status for r in _notices(rig)} == {"sent"}
 
         assert _kinds(_go(rig, 15)) == [("update_reminder", "alice", "email")]
-        with transaction(rig.factory) as session:
-            post_update(
-                session, alert_id, "Rolled back deploy 142", "alice", "MONITORING",
-                "19:45 UTC", at(20), schedule_of(rig.daemon.config.incidents),
-            )  # fmt: skip
+        rig.clock.current = at(20)
+        post_update(
+            rig.daemon.services, Actor("alice", "cli"), alert_id, "Rolled back deploy 142",
+            "MONITORING", "19:45 UTC",
+        )  # fmt: skip
         update = _go(rig, 20)
         assert _kinds(update) == [("status_update", "incidents", "chat")]
         text = update[0].payload["text"]
@@ -259,7 +259,10 @@ def test_critical_alert_walks_the_whole_protocol(database_url: str) -> None:
         with transaction(rig.factory) as session:
             (owed,) = postmortems(session, at(42 + 25 * 60), overdue_only=True)
             assert owed["id"] == alert_id and owed["overdue_by"] == "1h"
-            link_postmortem(session, alert_id, "https://wiki.example/pm/1", "alice", at(1600))
+        rig.clock.current = at(1600)
+        link_postmortem(
+            rig.daemon.services, Actor("alice", "cli"), alert_id, "https://wiki.example/pm/1"
+        )
         assert _incident(rig, alert_id).status == "closed"
         assert _go(rig, 42 + 40 * 60) == []
         kinds = _timeline_kinds(rig, alert_id)
@@ -276,8 +279,9 @@ def test_warning_alerts_open_no_incident_and_updates_need_one(database_url: str)
             am_alert(severity="warning", alertname="HealthCheckSlowResponse")
         ).opened
         assert _go(rig, 0) == []
-        with transaction(rig.factory) as session, pytest.raises(IncidentError):
-            post_update(session, alert_id, "x", "alice", "IN PROGRESS", None, at(1), S)
+        rig.clock.current = at(1)
+        with pytest.raises(IncidentError):
+            post_update(rig.daemon.services, Actor("alice", "cli"), alert_id, "x")
     finally:
         rig.daemon.db.dispose()
 
@@ -481,14 +485,19 @@ def test_cli_update_postmortem_and_runbook(database_url: str) -> None:
         out = runner.invoke(main, [*base, "update", "999", "nothing"], env=env)
         assert out.exit_code == 1 and "has no incident" in out.output
         # Still open: no post-mortem yet.
-        out = runner.invoke(main, [*base, "postmortem", str(alert_id), "--link", "https://w/1"])
+        link = [*base, "postmortem", str(alert_id), "--link", "https://w/1"]
+        out = runner.invoke(main, link, env=env)
         assert out.exit_code == 1 and "still open" in out.output
+        # The actor rule is the service layer's, the same as through the API: a person the
+        # configuration names (here the default, $ESCALATOR_USER, names nobody).
+        out = runner.invoke(main, link, env={"ESCALATOR_USER": "mallory"})
+        assert out.exit_code == 1 and "unknown person 'mallory'" in out.output
         rig.act([alert_id], Resolve(by="alice", via="cli"))
         out = runner.invoke(main, [*base, "postmortems", "-o", "json"])
         assert out.exit_code == 0 and json.loads(out.output)[0]["id"] == alert_id
         out = runner.invoke(main, [*base, "postmortem", "--overdue"])
         assert out.exit_code == 0 and "OVERDUE 1d" in out.output, out.output
-        out = runner.invoke(main, [*base, "postmortem", str(alert_id), "--link", "https://w/1"])
+        out = runner.invoke(main, link, env=env)
         assert out.exit_code == 0 and "incident closed" in out.output
         out = runner.invoke(main, [*base, "postmortems", "-o", "json"])
         assert json.loads(out.output) == []

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from escalator.config import Config, Policy, Step
-from escalator.machine import (
+from escalator.escalation.machine import (
     Ack,
     AlertState,
     CancelPages,

@@ -30,7 +30,7 @@ from faults.pg import fresh_database
 from faults.store import read_record
 from sqlalchemy import text
 
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 from escalator.store.db import current_revision, head_revision, make_engine
 
 ALERTS = 1000

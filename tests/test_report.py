@@ -10,9 +10,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from escalator.cli import main
-from escalator.machine import Ack, Resolve
-from escalator.report import AlertRecord, build, load, percentile, week_of
+from escalator.cli.main import main
+from escalator.escalation.machine import Ack, Resolve
+from escalator.read.report import AlertRecord, build, load, percentile, week_of
 from escalator.store.db import transaction
 from tests.helpers import SHIPPED_CONFIG, T0, Rig, am_alert
 

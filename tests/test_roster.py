@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from escalator.config import Config, ConfigError, Step, Target, parse_config
-from escalator.roster import (
+from escalator.roster.oncall import (
     Override,
     coverage_gaps,
     on_call,
@@ -18,7 +18,7 @@ from escalator.roster import (
     resolve_target,
     segments,
 )
-from escalator.schedule import roster_warnings
+from escalator.roster.schedule import roster_warnings
 
 PEOPLE = """
 people:

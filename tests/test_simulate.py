@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from escalator.cli import main
+from escalator.cli.main import main
 from escalator.config import Config
-from escalator.machine import Ack
-from escalator.roster import Override
-from escalator.simulate import run
+from escalator.escalation.machine import Ack
+from escalator.read.simulate import run
+from escalator.roster.oncall import Override
 from escalator.store.db import make_engine, transaction, upgrade
 from escalator.store.tables import OutboxRow, OverrideRow
 from tests.helpers import SHIPPED_CONFIG, T0, Rig, am_alert, outbox_rows, shipped_config

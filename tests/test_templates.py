@@ -11,10 +11,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from escalator.config import TemplateSource
-from escalator.notify.base import Delivery
-from escalator.notify.message import prerendered
-from escalator.notify.twilio_sms import sms_text
-from escalator.templates import (
+from escalator.incidents.templates import (
     KINDS,
     Templates,
     fit_sms,
@@ -22,6 +19,9 @@ from escalator.templates import (
     sms_segments,
     sms_units,
 )
+from escalator.notify.channels.base import Delivery
+from escalator.notify.channels.twilio_sms import sms_text
+from escalator.notify.message import prerendered
 
 LONG = "The primary database refuses connections after failover; " * 12
 

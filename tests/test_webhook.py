@@ -18,7 +18,8 @@ from sqlalchemy import text
 from escalator.daemon import build_daemon
 from escalator.store.db import head_revision, make_engine
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
-from escalator.web import app as web_app
+from escalator.web import auth as web_auth
+from escalator.web import webhooks as web_webhooks
 from escalator.web.app import create_app
 from tests.conftest import free_port
 from tests.helpers import (
@@ -257,7 +258,7 @@ def test_bearer_token(rig: Rig, client: TestClient) -> None:
     assert nothing_written(rig)
     response = post(client, AM_025_FIRING, {"Authorization": f"bearer {HOOK}"})
     assert response.status_code == 200
-    assert "hmac.compare_digest" in inspect.getsource(web_app._authorized)
+    assert "hmac.compare_digest" in inspect.getsource(web_auth.authorized)
 
 
 def test_no_token_accepts_loopback_clients_only(
@@ -450,7 +451,7 @@ def test_committed_repeat_is_answered_without_a_transaction(
     def no_store(*_args: object, **_kwargs: object) -> object:
         raise AssertionError("a committed repeat must not open a transaction")
 
-    monkeypatch.setattr(web_app, "transaction", no_store)
+    monkeypatch.setattr(web_webhooks, "transaction", no_store)
     again = post(client, AM_025_FIRING)
     assert again.status_code == 200
     assert again.json()["updated"] == 1 and again.json()["opened"] == []

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from escalator import runbooks
-from escalator.notify.base import Delivery, Message
+from escalator.incidents import runbooks
+from escalator.notify.channels.base import Delivery, Message
 from escalator.store.tables import AlertRow
 
 _HIDDEN_LABELS = {"alertname", "severity"}

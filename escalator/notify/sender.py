@@ -39,16 +39,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from escalator.alerts import note
-from escalator.clock import Clock
 from escalator.config import Channels as ChannelSettings
 from escalator.config import Config
 from escalator.config import Engine as EngineSettings
-from escalator.machine import condition_holds
-from escalator.notify.base import Channel, Delivery, Message, SendResult
+from escalator.escalation.machine import condition_holds
+from escalator.notify.channels.base import Channel, Delivery, Message, SendResult
 from escalator.notify.message import render_bundle
+from escalator.store.clock import Clock
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow
+from escalator.store.timeline import note
 
 log = logging.getLogger("escalator.sender")
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -155,3 +156,90 @@ class OverrideRow(Base):
     end_at: Mapped[datetime]
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_next_due_at", "next_due_at"),
+        Index("ix_incidents_postmortem", "status", "postmortem_due_at"),
+    )
+    alert_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    opened_at: Mapped[datetime]
+    commander: Mapped[str | None] = mapped_column(String(200))
+    commander_at: Mapped[datetime | None]
+    initial_sent_at: Mapped[datetime | None]
+    last_update_at: Mapped[datetime | None]
+    next_reminder_at: Mapped[datetime | None]
+    next_stakeholder_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution_sent_at: Mapped[datetime | None]
+    postmortem_due_at: Mapped[datetime | None]
+    postmortem_url: Mapped[str | None] = mapped_column(Text)
+    postmortem_by: Mapped[str | None] = mapped_column(String(200))
+    postmortem_at: Mapped[datetime | None]
+    next_postmortem_reminder_at: Mapped[datetime | None]
+    next_due_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class IncidentUpdateRow(Base):
+    """A status update from `escalator update`; `posted_at` is set once the engine queued it."""
+
+    __tablename__ = "incident_updates"
+    __table_args__ = (Index("ix_incident_updates_alert", "alert_id", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.alert_id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    author: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    eta: Mapped[str | None] = mapped_column(String(200))
+    posted_at: Mapped[datetime | None]
+
+
+class AlertSlaRow(Base):
+    """The response-time SLA of one alert: due when, answered when and by whom, breached?"""
+
+    __tablename__ = "alert_slas"
+    __table_args__ = (Index("ix_alert_slas_open", "responded_at", "breached_at", "due_at"),)
+    alert_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    severity: Mapped[str | None] = mapped_column(String(50))
+    response_seconds: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    responded_at: Mapped[datetime | None]
+    responded_by: Mapped[str | None] = mapped_column(String(200))
+    breached_at: Mapped[datetime | None]
+
+
+class AlertAliasRow(Base):
+    """Another Alertmanager occurrence (fingerprint, startsAt) tracked by an existing alert:
+    the critical twin of a warning whose severity rose. The alert resolves only when every
+    one of its occurrences has."""
+
+    __tablename__ = "alert_aliases"
+    __table_args__ = (Index("ix_alert_aliases_alert", "alert_id"),)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(Id, ForeignKey("alerts.id", ondelete="CASCADE"))
+    severity: Mapped[str | None] = mapped_column(String(50))
+    resolved_at: Mapped[datetime | None]
+
+
+class TriggerEpisodeRow(Base):
+    """Memory of an escalation trigger between ticks, so it pages once per episode."""
+
+    __tablename__ = "trigger_episodes"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[datetime | None]
+    alert_ids: Mapped[list[int]] = mapped_column(JSON)
+    episodes: Mapped[int]
+    updated_at: Mapped[datetime]

@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
-from escalator.alerts import load_overrides
 from escalator.daemon import Daemon
-from escalator.schedule import rotation_shifts, to_ical
+from escalator.roster.overrides import load_overrides
+from escalator.roster.schedule import rotation_shifts, to_ical
 from escalator.store.db import transaction
 
 ICAL_TYPE = "text/calendar; charset=utf-8"

@@ -15,34 +15,33 @@ Set these in the Twilio console (README, "Paging channels"), all relative to
 Every request must carry a valid `X-Twilio-Signature` over `public_url` + path + query and
 the form parameters, checked with the SDK's RequestValidator; anything else gets 403. The
 person is whoever the configuration gives that phone number; an unknown number is answered
-politely and can change nothing. Acks go through `escalator.alerts.act`, the same
-transaction path as the CLI and the API, and Twilio's retries of a webhook are harmless
-(acknowledging an acknowledged alert changes nothing).
+politely and can change nothing. Replies call the service layer
+(`escalator.services.alerts`), the same functions as the CLI and the API, and Twilio's
+retries of a webhook are harmless (acknowledging an acknowledged alert changes nothing).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from escalator.alerts import Outcome, act
 from escalator.config import Person
 from escalator.daemon import Daemon
-from escalator.machine import Ack, EscalateNow, Event, Resolve
+from escalator.services import alerts as alert_services
+from escalator.services.alerts import Alerts, Outcome, Selection
+from escalator.services.context import Actor
 from escalator.store.db import transaction
-from escalator.store.tables import AlertRow, OutboxRow
+from escalator.store.tables import AlertRow
 
 log = logging.getLogger("escalator.twilio")
 
@@ -103,65 +102,10 @@ def twilio_router(daemon: Daemon) -> APIRouter:
     def forbidden() -> Response:
         return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
 
-    def run_act(ids_of: Callable[[Session], list[int]], event: Event) -> list[Outcome]:
-        now = daemon.clock.now()
-        with transaction(daemon.factory) as session:
-            ids = ids_of(session)
-            outcomes = act(session, ids, event, daemon.paging(session, now), daemon.policies, now)
-        daemon.runner.wake()
-        return outcomes
+    services = daemon.services
 
-    def persons_open_alerts(person: Person) -> Callable[[Session], list[int]]:
-        """Every triggered alert that paged this person: what `ACK ALL` acknowledges."""
-
-        def query(session: Session) -> list[int]:
-            return list(
-                session.scalars(
-                    select(AlertRow.id)
-                    .where(
-                        AlertRow.status == "triggered",
-                        AlertRow.id.in_(
-                            select(OutboxRow.alert_id).where(
-                                OutboxRow.recipient_kind == "person",
-                                OutboxRow.recipient == person.id,
-                            )
-                        ),
-                    )
-                    .order_by(AlertRow.id)
-                )
-            )
-
-        return query
-
-    def last_sms_alerts(person: Person) -> Callable[[Session], list[int]]:
-        """The alerts of the last SMS page sent to this person: what a bare `ACK` means."""
-
-        def query(session: Session) -> list[int]:
-            last = session.scalar(
-                select(OutboxRow.provider_id)
-                .where(
-                    OutboxRow.recipient_kind == "person",
-                    OutboxRow.recipient == person.id,
-                    OutboxRow.method == "sms",
-                    OutboxRow.sent_at.is_not(None),
-                    OutboxRow.alert_id.is_not(None),
-                )
-                .order_by(OutboxRow.sent_at.desc(), OutboxRow.id.desc())
-                .limit(1)
-            )
-            if last is None:
-                return []
-            return sorted(
-                {
-                    a
-                    for a in session.scalars(
-                        select(OutboxRow.alert_id).where(OutboxRow.provider_id == last)
-                    )
-                    if a is not None
-                }
-            )
-
-        return query
+    def actor(person: Person, via: str) -> Actor:
+        return Actor(person.id, via)
 
     def summarize(verb: str, outcomes: list[Outcome]) -> str:
         done = [o.alert_id for o in outcomes if o.changed]
@@ -192,22 +136,22 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         if match is None:
             return _sms(f"escalator did not understand that. {_HELP}")
         verb, rest = match.group(1).lower(), match.group(2).strip()
-        event: Event
-        if verb == "resolve":
-            event, done = Resolve(by=person.id, via="sms"), "Resolved"
-        else:
-            event, done = Ack(by=person.id, via="sms"), "Acknowledged"
-        ids_of: Callable[[Session], list[int]]
+        alerts: Alerts
         if rest.lower() == "all" and verb != "resolve":
-            ids_of = persons_open_alerts(person)
+            alerts = Selection.PAGED_ME
         elif rest and _IDS.match(rest):
-            ids = sorted({int(x) for x in re.findall(r"\d+", rest)})
-            ids_of = lambda _session: ids  # noqa: E731
+            alerts = sorted({int(x) for x in re.findall(r"\d+", rest)})
         elif not rest and verb != "resolve":
-            ids_of = last_sms_alerts(person)
+            alerts = Selection.LAST_SMS
         else:
             return _sms(f"escalator did not understand that. {_HELP}")
-        outcomes = await run_in_threadpool(run_act, ids_of, event)
+        who = actor(person, "sms")
+        if verb == "resolve":
+            done = "Resolved"
+            outcomes = await run_in_threadpool(alert_services.resolve, services, who, alerts)
+        else:
+            done = "Acknowledged"
+            outcomes = await run_in_threadpool(alert_services.acknowledge, services, who, alerts)
         log.info("SMS %s from %s: %d alert(s)", verb, person.id, len(outcomes))
         return _sms(summarize(done, outcomes))
 
@@ -221,18 +165,15 @@ def twilio_router(daemon: Daemon) -> APIRouter:
     def alert_ids(spec: str) -> list[int]:
         return sorted({int(x) for x in spec.split(".") if x.isdigit()})
 
-    def ids_for(person: Person, spec: str) -> Callable[[Session], list[int]]:
-        if spec == "all":
-            return persons_open_alerts(person)
-        ids = alert_ids(spec)
-        return lambda _session: ids
+    def alerts_for(spec: str) -> Alerts:
+        return Selection.PAGED_ME if spec == "all" else alert_ids(spec)
 
     def gather_url(spec: str) -> str:
         return f"{public_url}/twilio/voice/gather?{urlencode({'alerts': spec})}"
 
-    def spoken(ids_of: Callable[[Session], list[int]]) -> str:
+    def spoken(person: Person, alerts: Alerts) -> str:
+        ids = alert_services.select_alerts(services, actor(person, "voice"), alerts)
         with transaction(daemon.factory) as session:
-            ids = ids_of(session)
             rows = list(
                 session.scalars(select(AlertRow).where(AlertRow.id.in_(ids)).order_by(AlertRow.id))
             )
@@ -262,7 +203,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
             _say(twiml, "This is escalator. This number is not on the roster. Goodbye.")
             twiml.hangup()
             return _xml(twiml)
-        summary = await run_in_threadpool(spoken, ids_for(person, spec))
+        summary = await run_in_threadpool(spoken, person, alerts_for(spec))
         keys = "Press 1 to acknowledge, or 9 to escalate now."
         gather(twiml, spec, f"This is escalator, for {person.display}. {summary} {keys}")
         gather(twiml, spec, keys)
@@ -283,13 +224,13 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         digits = form.get("Digits", "").strip()
         if digits == "1":
             outcomes = await run_in_threadpool(
-                run_act, ids_for(person, spec), Ack(by=person.id, via="voice")
+                alert_services.acknowledge, services, actor(person, "voice"), alerts_for(spec)
             )
             done = sum(o.changed for o in outcomes)
             _say(twiml, f"Acknowledged {done} alert{'' if done == 1 else 's'}. Goodbye.")
         elif digits == "9":
             outcomes = await run_in_threadpool(
-                run_act, ids_for(person, spec), EscalateNow(by=person.id, via="voice")
+                alert_services.escalate_now, services, actor(person, "voice"), alerts_for(spec)
             )
             done = sum(o.changed for o in outcomes)
             _say(twiml, f"Escalating {done} alert{'' if done == 1 else 's'} now. Goodbye.")

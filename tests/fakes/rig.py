@@ -16,11 +16,11 @@ from typing import Any
 import uvicorn
 from sqlalchemy import select
 
-from escalator.clock import FixedClock
 from escalator.config import Config, parse_config
 from escalator.daemon import Daemon, build_daemon
-from escalator.engine import wait_until
-from escalator.ingest import AMWebhook, ingest
+from escalator.engine.runner import wait_until
+from escalator.ingest.alertmanager import AMWebhook, ingest
+from escalator.store.clock import FixedClock
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 from escalator.web.app import create_app

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 
 # "[escalator] PAGE p1 (person) level 1: [CRITICAL] #17 StormAlert: ... | ..."
 _PAGE = re.compile(r"^\[escalator\] PAGE (\S+).*? level (\d+): \[[A-Z]+\] #(\d+) ", re.M)

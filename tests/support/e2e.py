@@ -19,7 +19,7 @@ import yaml
 from conftest import free_port
 
 from escalator.config import Config, load_config
-from escalator.durations import parse_duration
+from escalator.config.durations import parse_duration
 from support.processes import (
     ManagedProcess,
     ProcessError,

@@ -142,7 +142,7 @@ def escalator_argv() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("escalator")
-    return [found] if found else [sys.executable, "-m", "escalator.cli"]
+    return [found] if found else [sys.executable, "-m", "escalator"]
 
 
 def start_escalator(

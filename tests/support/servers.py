@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from escalator.engine import wait_until
+from escalator.engine.runner import wait_until
 from tests.conftest import free_port
 
 

@@ -1,0 +1,1 @@
+"""The `escalator` command: `main` (click group), `backend` (database or API), `commands/`."""

@@ -1,0 +1,218 @@
+"""The `escalator` command, in the style of amtool and kubectl.
+
+Data commands work on the daemon's database directly (`--database-url`) or through a
+remote daemon's HTTP API (`--server URL --token T`), because an on-call engineer's laptop
+does not hold the database: `escalator.cli.backend` (Local or Remote), same methods, same
+views. This module holds the group and the admin verbs (serve, check-config, db); the data
+verbs are in `escalator.cli.commands`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+
+import click
+from sqlalchemy.exc import DBAPIError
+
+from escalator.cli.commands import alerts as commands_alerts
+from escalator.cli.commands import incidents as commands_incidents
+from escalator.cli.commands import paging as commands_paging
+from escalator.cli.commands import roster as commands_roster
+from escalator.cli.support import (
+    DEFAULT_CONFIG,
+    DEFAULT_PORT,
+    Context,
+    pass_ctx,
+    safe_url,
+)
+from escalator.config import Config, ConfigError, load_config
+from escalator.store.db import make_engine, upgrade
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="ESCALATOR_CONFIG",
+    type=click.Path(dir_okay=False),
+    help=f"Configuration file (default: {DEFAULT_CONFIG} if present).",
+)
+@click.option(
+    "--database-url",
+    envvar="ESCALATOR_DATABASE_URL",
+    help="SQLAlchemy URL; default: a SQLite file under $XDG_STATE_HOME/escalator.",
+)
+@click.option(
+    "--server",
+    envvar="ESCALATOR_SERVER",
+    help="Talk to a daemon's HTTP API at this URL instead of the database.",
+)
+@click.option("--token", envvar="ESCALATOR_API_TOKEN", help="API bearer token for --server.")
+@click.version_option(package_name="escalator")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    database_url: str | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """escalator: make sure a human answers the alert."""
+    ctx.obj = Context(config_path, database_url, server, token)
+
+
+@main.command()
+# Also accepted after `serve` (`escalator serve --config FILE`), as the README shows.
+@click.option(
+    "--config",
+    "serve_config",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (same as the global --config).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@pass_ctx
+def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_level: str) -> None:
+    """Run the daemon: webhook, engine, sender, API."""
+    import uvicorn
+
+    if serve_config is not None:
+        ctx.config_path = serve_config
+
+    from escalator.daemon import build_daemon
+    from escalator.web.app import create_app, is_loopback
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    log = logging.getLogger("escalator")
+    config = ctx.config()
+    assert config is not None
+    loopback = is_loopback(host)
+    for name, secret in (
+        ("webhook_token", config.server.webhook_token),
+        ("api_token", config.server.api_token),
+    ):
+        if secret is not None and secret.resolve() is not None:
+            continue
+        where = f" ({secret.describe()} is not set)" if secret else ""
+        if not loopback:
+            raise click.ClickException(
+                f"server.{name} has no value{where}: refusing to serve unauthenticated on {host}; "
+                "set the token or bind to 127.0.0.1"
+            )
+        log.warning(
+            "server.%s has no value%s: accepting unauthenticated requests from "
+            "loopback clients only",
+            name,
+            where,
+        )
+    try:
+        daemon = build_daemon(config, ctx.database_url)
+    except DBAPIError as exc:
+        raise click.ClickException(f"cannot open {safe_url(ctx.database_url)}: {exc.orig}") from exc
+    except ValueError as exc:  # a channel whose secret or public_url is missing
+        raise click.ClickException(f"{ctx.config_path or DEFAULT_CONFIG}: {exc}") from exc
+    log.info(
+        "database %s, schema current; %d policies, %d people",
+        safe_url(ctx.database_url),
+        len(config.policies),
+        len(config.people),
+    )
+    log.info("channels: %s", ", ".join(sorted(daemon.sender.methods)) or "none")
+    log.info("Alertmanager webhook: http://%s:%d/webhooks/alertmanager", host, port)
+    try:
+        uvicorn.run(
+            create_app(daemon),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=log_level == "debug",
+        )
+    finally:
+        daemon.db.dispose()
+
+
+@main.command("check-config")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@pass_ctx
+def check_config(ctx: Context, files: tuple[str, ...]) -> None:
+    """Validate configuration files; every error names the file, the path and the reason."""
+    paths = list(files) or [ctx.config_path or DEFAULT_CONFIG]
+    bad = False
+    for path in paths:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            click.echo(exc.render(), err=True)
+            bad = True
+            continue
+        click.echo(
+            f"{path}: ok ({len(config.people)} people, {len(config.rotations)} rotations, "
+            f"{len(config.policies)} policies, {len(config.routes)} routes)"
+        )
+        for warning in config_warnings(config):
+            click.echo(f"{path}: warning: {warning}", err=True)
+    if bad:
+        sys.exit(1)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Things that are valid but likely wrong."""
+    warnings = []
+    catch_all = any(not r.match and not r.match_re for r in config.routes)
+    if not catch_all and not config.default_policy:
+        warnings.append(
+            "no catch-all route and no default_policy: alerts matching no route and "
+            "with a severity that names no policy are not tracked"
+        )
+    for name in ("webhook_token", "api_token"):
+        secret = getattr(config.server, name)
+        if secret is None:
+            warnings.append(f"server.{name} is not set: only loopback clients will be accepted")
+        elif secret.resolve() is None:
+            warnings.append(f"server.{name}: {secret.describe()} has no value here")
+    from escalator.roster.schedule import roster_warnings
+
+    warnings.extend(roster_warnings(config, datetime.now(UTC)))
+    return warnings
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the schema to the current version."""
+    engine = make_engine(ctx.database_url)
+    try:
+        upgrade(engine)
+    except DBAPIError as exc:
+        raise click.ClickException(f"cannot open {safe_url(ctx.database_url)}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+    click.echo(f"{safe_url(ctx.database_url)}: schema is current")
+
+
+# One registration style: each command module lists its commands in COMMANDS.
+for _module in (commands_alerts, commands_roster, commands_incidents, commands_paging):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

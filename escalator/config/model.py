@@ -1,0 +1,712 @@
+"""The YAML configuration: people, teams, rotations, roles, policies, routes, channels.
+
+Validation is strict (unknown keys are errors: a typo in `conditon:` must not silently
+fall back to a default at 3 a.m.) and every error names the file, the path inside it and,
+where the YAML parser can tell, the line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from escalator.config.durations import format_duration, parse_duration
+
+
+def _to_timedelta(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"expected a duration such as 30s, 5m or 2h, got {value!r}")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+        ) from exc
+    return value
+
+
+TimeZoneName = Annotated[str, BeforeValidator(_check_zone)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(Strict):
+    """A secret named by where it lives, so the YAML itself never holds it."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` (a variable name) or `file` (a path)")
+        return self
+
+    def resolve(self) -> str | None:
+        """The secret's value, or None when its variable is unset or its file is missing."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            return value.strip() if value and value.strip() else None
+        assert self.file is not None
+        try:
+            text = self.file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def describe(self) -> str:
+        return f"${self.env}" if self.env is not None else str(self.file)
+
+
+Method = Literal["console", "sms", "voice", "email"]
+Urgency = Literal["page", "notify"]
+
+
+class ContactRule(Strict):
+    """One contact method of a person, tried `after` the page for them was raised."""
+
+    method: Method
+    after: Duration = timedelta(0)
+
+
+def _default_rules() -> dict[str, list[ContactRule]]:
+    return {
+        "page": [
+            ContactRule(method="sms"),
+            ContactRule(method="voice", after=timedelta(minutes=1)),
+            ContactRule(method="email"),
+        ],
+        "notify": [ContactRule(method="email")],
+    }
+
+
+class Person(Strict):
+    id: Identifier
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    timezone: TimeZoneName = "UTC"
+    rules: dict[Urgency, list[ContactRule]] = Field(default_factory=_default_rules)
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\+[1-9]\d{6,14}", value):
+            raise ValueError(f"{value!r} is not an E.164 phone number such as +15550100001")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @property
+    def display(self) -> str:
+        return self.name or self.id
+
+    def address(self, method: str) -> str | None:
+        """Where `method` reaches this person (phone for SMS and voice), or None."""
+        return {"sms": self.phone, "voice": self.phone, "email": self.email}.get(method)
+
+
+class Team(Strict):
+    id: Identifier
+    name: str | None = None
+    members: list[str] = Field(min_length=1)
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+
+
+def _weekday_list(value: Any) -> Any:
+    """`weekdays` and `weekend` are shorthands for the usual day lists."""
+    shorthands = {"weekdays": list(WEEKDAYS[:5]), "weekend": list(WEEKDAYS[5:]), "daily": WEEKDAYS}
+    if isinstance(value, str):
+        if value not in shorthands:
+            raise ValueError(f"{value!r}: give a list of days, `weekdays`, `weekend` or `daily`")
+        return list(shorthands[value])
+    return value
+
+
+class Restriction(Strict):
+    """A weekly window, in the rotation's time zone, when a layer is on duty.
+
+    `to` at or before `from` ends on the next day, so `from: "17:00", to: "09:00"` is a
+    night shift and `from` equal to `to` is the whole day.
+    """
+
+    days: Annotated[list[Weekday], BeforeValidator(_weekday_list)] = Field(
+        default_factory=lambda: list(WEEKDAYS), min_length=1
+    )
+    starts: time = Field(alias="from")
+    ends: time = Field(alias="to")
+
+
+class ShiftPattern(Strict):
+    """How shifts are cut and handed from member to member; a rotation or one of its layers."""
+
+    type: Literal["hourly", "daily", "weekly", "custom"] = "weekly"
+    shift_length: Duration | None = None
+    handoff_time: time = time(9, 0)
+    handoff_weekday: Weekday = "monday"
+    start: date = date(2026, 1, 5)
+    members: list[str] = Field(default_factory=list)
+    restrictions: list[Restriction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _custom_needs_length(self) -> ShiftPattern:
+        if self.type == "custom" and (
+            self.shift_length is None or self.shift_length <= timedelta(0)
+        ):
+            raise ValueError("a custom rotation needs a positive `shift_length`")
+        return self
+
+
+class Layer(ShiftPattern):
+    """One layer of a layered rotation; the first layer on duty at a moment decides."""
+
+    name: Identifier
+    members: list[str] = Field(min_length=1)
+
+
+class RotationOverride(Strict):
+    """`person` holds the rotation from `from` to `until` (times without an offset are in
+    the rotation's time zone)."""
+
+    person: str
+    starts: datetime = Field(alias="from")
+    ends: datetime = Field(alias="until")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RotationOverride:
+        if (self.starts.tzinfo is None) == (self.ends.tzinfo is None) and self.ends <= self.starts:
+            raise ValueError("`until` must be after `from`")
+        return self
+
+
+_PATTERN_KEYS = ("type", "shift_length", "handoff_time", "handoff_weekday", "start", "restrictions")
+
+
+class Rotation(ShiftPattern):
+    """A rotation hands the shift from one member to the next at a local wall-clock time.
+
+    The common case is one pattern (`members` plus the shift fields). A layered rotation
+    gives `layers` instead, each with its own pattern and time restrictions (say business
+    hours by one group, the rest by another); the first layer on duty at a moment decides.
+    """
+
+    id: Identifier
+    name: str | None = None
+    timezone: TimeZoneName = "UTC"
+    layers: list[Layer] = Field(default_factory=list)
+    overrides: list[RotationOverride] = Field(default_factory=list)
+    # Tell the incoming person this long before their shift starts; null: no notices.
+    shift_notice: Duration | None = timedelta(minutes=15)
+
+    @model_validator(mode="after")
+    def _members_or_layers(self) -> Rotation:
+        if self.layers:
+            if self.members:
+                raise ValueError("give `members` or `layers`, not both")
+            misplaced = sorted(set(_PATTERN_KEYS) & self.model_fields_set)
+            if misplaced:
+                raise ValueError(
+                    f"{', '.join(misplaced)}: with `layers`, set these on each layer"
+                )
+            names = [layer.name for layer in self.layers]
+            if len(set(names)) != len(names):
+                raise ValueError("layer names must be unique within a rotation")
+        elif not self.members:
+            raise ValueError("a rotation needs `members` (or `layers`)")
+        return self
+
+    @property
+    def patterns(self) -> list[tuple[str | None, ShiftPattern]]:
+        """(layer name, pattern) in precedence order; one unnamed pattern without layers."""
+        if self.layers:
+            return [(layer.name, layer) for layer in self.layers]
+        return [(None, self)]
+
+
+class Target(Strict):
+    """Who a step reaches: exactly one of person, team, rotation, role or chat channel."""
+
+    person: str | None = None
+    team: str | None = None
+    rotation: str | None = None
+    role: str | None = None
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Target:
+        given = [k for k in ("person", "team", "rotation", "role", "channel") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("a target names exactly one of person, team, rotation, role, channel")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for key in ("person", "team", "rotation", "role", "channel"):
+            if getattr(self, key):
+                return key
+        raise AssertionError("validated target has a kind")
+
+    @property
+    def ref(self) -> str:
+        value = getattr(self, self.kind)
+        assert isinstance(value, str)
+        return value
+
+
+class Step(Strict):
+    after: Duration = timedelta(0)
+    condition: Literal["unacknowledged", "unresolved"] = "unacknowledged"
+    targets: list[Target] = Field(min_length=1)
+    urgency: Urgency = "page"
+
+
+class Repeat(Strict):
+    """Repeat the last step `times` more times, `every` apart, while `condition` holds.
+
+    `condition` defaults to the last step's; `unacknowledged` stops the repeats once someone
+    is working the incident even when the last step itself pages while "still down".
+    """
+
+    every: Duration
+    times: int = Field(ge=1, le=100)
+    condition: Literal["unacknowledged", "unresolved"] | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("`every` must be longer than zero")
+        return value
+
+
+class Policy(Strict):
+    description: str | None = None
+    response_time: Duration | None = None
+    ack_timeout: Duration | None = None
+    steps: list[Step] = Field(min_length=1)
+    repeat: Repeat | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Policy:
+        afters = [s.after for s in self.steps]
+        if afters != sorted(afters):
+            raise ValueError("steps must be ordered by `after`")
+        return self
+
+
+class Route(Strict):
+    """First matching route wins; all of `match` (equality) and `match_re` must hold."""
+
+    match: dict[str, str] = Field(default_factory=dict)
+    match_re: dict[str, str] = Field(default_factory=dict)
+    policy: str
+
+    @field_validator("match_re")
+    @classmethod
+    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"label {label!r}: invalid regular expression: {exc}") from exc
+        return value
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match.items()):
+            return False
+        # Anchored like Alertmanager's matchers: `critical|warning` must match the whole value.
+        return all(re.fullmatch(p, labels.get(k, "")) for k, p in self.match_re.items())
+
+
+class ConsoleChannel(Strict):
+    enabled: bool = True
+
+
+class TwilioChannel(Strict):
+    """Twilio SMS and voice from one number; Twilio calls back at `server.public_url`."""
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: Secret
+    from_number: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    sms: bool = True
+    voice: bool = True
+    timeout: Duration = timedelta(seconds=10)
+    # TEST ONLY: where the twilio SDK sends its REST calls (a loopback fake of the API).
+    # Leave unset in production: the SDK then talks to https://api.twilio.com.
+    api_base_url: str | None = None
+
+
+class EmailChannel(Strict):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    # starttls: plain connection upgraded with STARTTLS (port 587); tls: implicit TLS (465);
+    # none: unencrypted (a local relay only).
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    from_address: str
+    # A CA bundle to trust instead of the system's (a private CA, or a test's self-signed cert).
+    ca_file: Path | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+class ChatChannel(Strict):
+    """Slack-compatible incoming webhooks, one URL per channel name used in `targets`."""
+
+    webhooks: dict[Identifier, Secret] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class WebhookChannel(Strict):
+    """A generic JSON POST, for targets `{channel: NAME}` whose name is listed here."""
+
+    endpoints: dict[Identifier, Secret] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class RateLimit(Strict):
+    """At most `max` messages to one person by one method per `per`."""
+
+    max: int = Field(ge=1)
+    per: Duration
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    return {
+        "sms": RateLimit(max=5, per=timedelta(minutes=10)),
+        "voice": RateLimit(max=3, per=timedelta(minutes=10)),
+        "email": RateLimit(max=10, per=timedelta(minutes=10)),
+    }
+
+
+class Channels(Strict):
+    console: ConsoleChannel = ConsoleChannel()
+    twilio: TwilioChannel | None = None
+    email: EmailChannel | None = None
+    chat: ChatChannel | None = None
+    webhook: WebhookChannel | None = None
+    # Pages to one person by one method that fall due within this long of the last message
+    # wait for the end of the window and go out as one message listing every alert.
+    bundle_window: Duration = timedelta(seconds=10)
+    rate_limits: dict[Literal["sms", "voice", "email", "chat", "webhook"], RateLimit] = Field(
+        default_factory=_default_rate_limits
+    )
+    # Alerts with the same values of these labels are one incident: the first page of an
+    # incident a person has not yet been sent (within the rate window) is never held back.
+    incident_labels: list[str] = Field(default_factory=lambda: ["alertname"])
+
+
+class Server(Strict):
+    webhook_token: Secret | None = None
+    api_token: Secret | None = None
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # The URL Twilio reaches this daemon at (https in production); webhook signatures are
+    # checked against it, so it must be exactly what is configured in the Twilio console.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+
+
+class Engine(Strict):
+    tick_interval: Duration = timedelta(seconds=1)
+    batch_size: int = Field(default=500, ge=1)
+    send_lease: Duration = timedelta(seconds=30)
+    send_retry_base: Duration = timedelta(seconds=2)
+    send_max_attempts: int = Field(default=8, ge=1)
+
+
+class TemplateSource(Strict):
+    """A Jinja2 template given inline (`text`) or as a file path (`file`)."""
+
+    text: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemplateSource:
+        if (self.text is None) == (self.file is None):
+            raise ValueError("give exactly one of `text` (the template) or `file` (a path)")
+        return self
+
+
+IncidentNotice = Literal[
+    "initial",
+    "status_update",
+    "stakeholder_update",
+    "resolution",
+    "update_reminder",
+    "postmortem_reminder",
+    "multiple_critical",
+]
+
+
+class MultipleCritical(Strict):
+    """The seed's "multiple critical alerts simultaneously": page `targets` once per episode."""
+
+    enabled: bool = True
+    threshold: int = Field(default=3, ge=2)
+    severity: str = "critical"
+    targets: list[Target] = Field(default_factory=lambda: [Target(role="engineering_lead")])
+
+
+class Incidents(Strict):
+    """The seed's communication protocol for incidents (alerts of `severities`)."""
+
+    enabled: bool = True
+    severities: list[str] = Field(default_factory=lambda: ["critical"])
+    service: str = "CredLink API"
+    # The chat channel the initial notification, status updates and resolution go to.
+    channel: Identifier = "incidents"
+    channel_prefix: str = "incident-"
+    status_update_every: Duration = timedelta(minutes=15)
+    stakeholder_update_every: Duration = timedelta(minutes=30)
+    stakeholders: list[Target] = Field(default_factory=list)
+    stakeholder_emails: list[str] = Field(default_factory=list)
+    postmortem_within: Duration = timedelta(hours=24)
+    postmortem_reminder_every: Duration = timedelta(hours=8)
+    # Stop reminding about a post-mortem this long after it fell overdue.
+    postmortem_stop_after: Duration = timedelta(days=7)
+    multiple_critical: MultipleCritical = MultipleCritical()
+    # Per delivery method (chat, email, sms, console, ...), templates replacing the defaults.
+    templates: dict[str, dict[IncidentNotice, TemplateSource]] = Field(default_factory=dict)
+
+    @field_validator("status_update_every", "stakeholder_update_every", "postmortem_reminder_every")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @field_validator("stakeholder_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+
+class Runbook(Strict):
+    """What the seed's runbook says first: where it is and what to do in the first minutes."""
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    title: str | None = None
+    impact: list[str] = Field(default_factory=list)
+    immediate_actions: list[str] = Field(default_factory=list)
+
+
+class Config(Strict):
+    server: Server = Server()
+    engine: Engine = Engine()
+    people: list[Person] = Field(default_factory=list)
+    teams: list[Team] = Field(default_factory=list)
+    rotations: list[Rotation] = Field(default_factory=list)
+    roles: dict[Identifier, list[Target]] = Field(default_factory=dict)
+    policies: dict[Identifier, Policy] = Field(min_length=1)
+    routes: list[Route] = Field(default_factory=list)
+    default_policy: str | None = None
+    channels: Channels = Channels()
+    incidents: Incidents = Incidents()
+    runbooks: dict[str, Runbook] = Field(default_factory=dict)
+
+    def person(self, person_id: str) -> Person | None:
+        return next((p for p in self.people if p.id == person_id), None)
+
+    def team(self, team_id: str) -> Team | None:
+        return next((t for t in self.teams if t.id == team_id), None)
+
+    def rotation(self, rotation_id: str) -> Rotation | None:
+        return next((r for r in self.rotations if r.id == rotation_id), None)
+
+    def route(self, labels: dict[str, str]) -> str | None:
+        """The policy for an alert: first matching route, else `default_policy`, else severity."""
+        for route in self.routes:
+            if route.matches(labels):
+                return route.policy
+        if self.default_policy:
+            return self.default_policy
+        severity = labels.get("severity")
+        return severity if severity in self.policies else None
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file, each with its path inside the file."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(f"{self.source}: {where}: {what}" for where, what in self.problems)
+
+
+def _references(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """Cross-references pydantic cannot see: every id a config names must exist."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    people = {p.id for p in cfg.people}
+    for kind, items in (("people", cfg.people), ("teams", cfg.teams), ("rotations", cfg.rotations)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in seen:
+                problems.append(((kind, i, "id"), f"duplicate id {item.id!r}"))
+            seen.add(item.id)
+    for kind, items in (("teams", cfg.teams), ("rotations", cfg.rotations)):
+        for i, item in enumerate(items):
+            for j, member in enumerate(item.members):
+                if member not in people:
+                    problems.append(((kind, i, "members", j), f"unknown person {member!r}"))
+    for i, rotation in enumerate(cfg.rotations):
+        for k, layer in enumerate(rotation.layers):
+            for j, member in enumerate(layer.members):
+                if member not in people:
+                    path = ("rotations", i, "layers", k, "members", j)
+                    problems.append((path, f"unknown person {member!r}"))
+        for k, override in enumerate(rotation.overrides):
+            if override.person not in people:
+                path = ("rotations", i, "overrides", k, "person")
+                problems.append((path, f"unknown person {override.person!r}"))
+    known = {
+        "person": people,
+        "team": {t.id for t in cfg.teams},
+        "rotation": {r.id for r in cfg.rotations},
+        "role": set(cfg.roles),
+    }
+
+    def check_target(target: Target, path: tuple[Any, ...]) -> None:
+        if target.kind in known and target.ref not in known[target.kind]:
+            problems.append(((*path, target.kind), f"unknown {target.kind} {target.ref!r}"))
+
+    for role, targets in cfg.roles.items():
+        for j, target in enumerate(targets):
+            if target.kind == "role":
+                problems.append((("roles", role, j, "role"), "a role cannot name another role"))
+            else:
+                check_target(target, ("roles", role, j))
+    for name, policy in cfg.policies.items():
+        for i, step in enumerate(policy.steps):
+            for j, target in enumerate(step.targets):
+                check_target(target, ("policies", name, "steps", i, "targets", j))
+    for i, route in enumerate(cfg.routes):
+        if route.policy not in cfg.policies:
+            problems.append((("routes", i, "policy"), f"unknown policy {route.policy!r}"))
+    if cfg.default_policy and cfg.default_policy not in cfg.policies:
+        problems.append((("default_policy",), f"unknown policy {cfg.default_policy!r}"))
+    return problems
+
+
+def _line_of(root: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node that `path` reaches, for error messages."""
+    node = root
+    line = None if node is None else node.start_mark.line + 1
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            found = node.value[key]
+        else:
+            found = None
+        if found is None:
+            break
+        node = found
+        line = node.start_mark.line + 1
+    return line
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate YAML text; raise ConfigError listing every problem with path and line."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(parse)"
+        raise ConfigError(
+            source, [(where, f"invalid YAML: {getattr(exc, 'problem', exc)}")]
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("(top level)", "expected a mapping of settings")])
+
+    def located(path: tuple[Any, ...]) -> str:
+        line = _line_of(root, path)
+        return f"{_dotted(path)} (line {line})" if line else _dotted(path)
+
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            # Drop pydantic's union/validator tags (e.g. "function-after[...]") from the path.
+            path = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key {path[-1]!r} (a typo, or a key this version lacks?)"
+            problems.append((located(path), message))
+        raise ConfigError(source, problems) from exc
+    refs = _references(cfg)
+    if refs:
+        raise ConfigError(source, [(located(path), msg) for path, msg in refs])
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(str(file), [("(file)", f"cannot read: {exc.strerror or exc}")]) from exc
+    return parse_config(text, str(file))

@@ -1,0 +1,67 @@
+"""The incident step of the engine: SLA breaches, the multiple-critical trigger, and the
+notifications incidents owe (queued here with the daemon's channels and templates).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    select,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from escalator.config import Config, Incidents
+from escalator.escalation.paging import Paging
+from escalator.incidents import runbooks
+from escalator.incidents.notices import Notifier, post_incident
+from escalator.incidents.sla import mark_breaches
+from escalator.incidents.templates import Templates
+from escalator.incidents.triggers import check_multiple_critical
+from escalator.store.db import transaction
+from escalator.store.tables import AlertRow, IncidentRow
+
+
+def tick_incidents(
+    factory: sessionmaker[Session],
+    config: Config,
+    now: datetime,
+    methods: frozenset[str],
+    batch_size: int = 200,
+    templates: Templates | None = None,
+) -> int:
+    """One engine tick for the protocol: SLA breaches, the multiple-critical trigger and
+    whatever incidents owe; returns how many notifications were queued."""
+    from escalator.roster.overrides import load_overrides
+
+    templates = templates or _templates_for(config)
+    runbooks.install(config.runbooks)
+    with transaction(factory) as session:
+        mark_breaches(session, now)
+        n = Notifier(config, Paging(config, methods, load_overrides(session, now)), templates, now)
+        queued = check_multiple_critical(session, n)
+        if not config.incidents.enabled:
+            return queued
+        due_rows = session.execute(
+            select(IncidentRow, AlertRow)
+            .join(AlertRow, AlertRow.id == IncidentRow.alert_id)
+            .where(IncidentRow.next_due_at <= now)
+            .order_by(IncidentRow.next_due_at)
+            .limit(batch_size)
+            .with_for_update(of=IncidentRow, skip_locked=True)
+        ).all()
+        for incident, alert in due_rows:
+            queued += post_incident(session, n, incident, alert)
+    return queued
+
+
+_TEMPLATE_CACHE: dict[int, tuple[Incidents, Templates]] = {}
+
+
+def _templates_for(config: Config) -> Templates:
+    """Templates per config object (overrides are read once, not every tick)."""
+    cached = _TEMPLATE_CACHE.get(id(config))
+    if cached is None or cached[0] is not config.incidents:
+        cached = (config.incidents, Templates(config.incidents.templates))
+        _TEMPLATE_CACHE[id(config)] = cached
+    return cached[1]

@@ -1,0 +1,202 @@
+"""The shell around `incidents`: tables, hooks the alert paths call, and the incident tick.
+
+Hooks only change state in the caller's transaction (an incident opened, a commander
+named, a resolution recorded); every notification is queued by `tick_incidents`, which
+runs in the engine with the daemon's real channels. So an ack typed on a laptop with no
+chat credentials still produces a chat message, and a crash between the state change and
+the message loses nothing: `next_due_at` says what is owed.
+
+Notifications are ordinary outbox rows (`reason` = "incident <kind>", `condition` NULL so
+an ack does not cancel them, the rendered text in `payload["text"]`), sent by the same
+sender as pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import (
+    insert,
+)
+from sqlalchemy.orm import Session
+
+from escalator.config import Config, Incidents
+from escalator.escalation.apply import apply_decision
+from escalator.escalation.machine import Decision, Note
+from escalator.escalation.paging import Paging
+from escalator.incidents import protocol as incidents
+from escalator.incidents import runbooks
+from escalator.incidents.protocol import IncidentState, Schedule
+from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow
+from escalator.store.timeline import note
+
+# Tables ---------------------------------------------------------------------------------
+
+
+
+
+
+
+
+
+
+
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(IncidentState))
+
+
+def schedule_of(settings: Incidents) -> Schedule:
+    return Schedule(
+        status_update_every=settings.status_update_every,
+        stakeholder_update_every=settings.stakeholder_update_every,
+        postmortem_within=settings.postmortem_within,
+        postmortem_reminder_every=settings.postmortem_reminder_every,
+        postmortem_stop_after=settings.postmortem_stop_after,
+    )
+
+
+def incident_state(row: IncidentRow) -> IncidentState:
+    return IncidentState(**{name: getattr(row, name) for name in _STATE_FIELDS})
+
+
+def store_state(row: IncidentRow, state: IncidentState, now: datetime) -> None:
+    for name in _STATE_FIELDS:
+        setattr(row, name, getattr(state, name))
+    row.next_due_at = incidents.next_due_at(state)
+    row.updated_at = now
+
+
+# Hooks called by ingest and apply_decision ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenedAlert:
+    """What the incident hooks need of a just-opened alert (no ORM row in the bulk path)."""
+
+    id: int
+    severity: str | None
+    policy_name: str
+
+
+def alerts_opened(
+    session: Session, opened: list[OpenedAlert], config: Config, now: datetime
+) -> None:
+    """New alerts (one webhook body): record their response-time SLAs with one insert;
+    open an incident for each critical one."""
+    runbooks.install(config.runbooks)
+    slas = []
+    for alert in opened:
+        policy = config.policies.get(alert.policy_name)
+        if policy is not None and policy.response_time is not None:
+            slas.append(
+                {
+                    "alert_id": alert.id,
+                    "severity": alert.severity,
+                    "response_seconds": int(policy.response_time.total_seconds()),
+                    "due_at": now + policy.response_time,
+                    "responded_at": None,
+                    "responded_by": None,
+                    "breached_at": None,
+                }
+            )
+    if slas:
+        session.execute(insert(AlertSlaRow.__table__), slas)
+    for alert in opened:
+        maybe_open_incident(session, alert, config, now)
+
+
+def maybe_open_incident(
+    session: Session, row: AlertRow | OpenedAlert, config: Config, now: datetime
+) -> None:
+    settings = config.incidents
+    if not settings.enabled or row.severity not in settings.severities:
+        return
+    if session.get(IncidentRow, row.id) is not None:
+        return
+    state = incidents.opened(row.id, now, settings.channel_prefix, schedule_of(settings))
+    incident = IncidentRow(alert_id=row.id)
+    store_state(incident, state, now)
+    session.add(incident)
+    note(session, row.id, now, "incident_opened", f"incident #{state.channel} declared")
+
+
+def on_decision(session: Session, row: AlertRow, decision: Decision, now: datetime) -> None:
+    """After a machine decision is written: commander on ack, resolution on resolve."""
+    for effect in decision.effects:
+        if not isinstance(effect, Note) or effect.kind not in ("acknowledged", "resolved"):
+            continue
+        who = effect.actor or "unknown"
+        sla = session.get(AlertSlaRow, row.id)
+        if sla is not None and sla.responded_at is None:
+            sla.responded_at, sla.responded_by = now, who
+            if sla.breached_at is None and incidents.sla_breached(sla.due_at, now, now):
+                sla.breached_at = sla.due_at
+        incident = session.get(IncidentRow, row.id, with_for_update=True)
+        if incident is None:
+            continue
+        state = incident_state(incident)
+        if effect.kind == "acknowledged":
+            new = incidents.acknowledged(state, who, now)
+            if new.commander != state.commander:
+                note(session, row.id, now, "commander", f"{who} is the incident commander", who)
+        else:
+            by = f"{who} via {effect.via}" if effect.via and effect.via != who else who
+            # The hook has no config (a CLI resolve passes none): the post-mortem window is
+            # the default here, and the tick applies the configured one before announcing it.
+            new = incidents.resolved(state, by, now, Schedule())
+        store_state(incident, new, now)
+
+
+
+
+
+
+# Status updates and post-mortems (CLI) -------------------------------------------------
+
+
+
+
+
+
+
+
+
+
+
+
+# The incident tick --------------------------------------------------------------------
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+def record_decision(
+    session: Session, row: AlertRow, decision: Decision, paging: Paging, now: datetime
+) -> None:
+    """Write a machine decision and its incident consequences in the caller's transaction:
+    the one path every input (tick, webhook, person) takes after `machine.step`."""
+    apply_decision(session, row, decision, paging, now)
+    on_decision(session, row, decision, now)  # incident commander, resolution, SLA response

@@ -1,0 +1,330 @@
+"""Alertmanager's webhook (version 4) into tracked alerts.
+
+Alertmanager posts the whole group every time, delivers at least once, and in a cluster
+each peer may post the same group: so ingest is idempotent per alert occurrence
+(fingerprint + startsAt). A repeat changes nothing but labels and annotations, a
+`resolved` entry closes just that alert, and a firing after close has a new startsAt and
+opens a new alert.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from escalator.config import Config
+from escalator.escalation import machine
+from escalator.escalation.apply import EffectRows, effect_rows, state_of, write_rows
+from escalator.escalation.machine import AlertState, Resolve, Tick
+from escalator.escalation.paging import Paging
+from escalator.escalation.policies import PolicyCache
+from escalator.incidents.protocol import alert_identity
+from escalator.incidents.store import OpenedAlert, alerts_opened, record_decision
+from escalator.ingest.severity import absorb_severity_rise, aliased_row
+from escalator.store.tables import AlertAliasRow, AlertRow
+from escalator.store.timeline import timeline_row
+
+
+class AMAlert(BaseModel):
+    # Unknown fields are allowed: Alertmanager adds fields between versions.
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(min_length=1)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
+    fingerprint: str = Field(min_length=1, max_length=64)
+
+
+class AMWebhook(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    groupKey: str = ""
+    truncatedAlerts: int = 0
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    alerts: list[AMAlert]
+
+
+@dataclass
+class IngestResult:
+    opened: list[int] = field(default_factory=list)
+    updated: int = 0
+    resolved: list[int] = field(default_factory=list)
+    unrouted: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "opened": self.opened,
+            "updated": self.updated,
+            "resolved": self.resolved,
+            "unrouted": self.unrouted,
+            "ignored": self.ignored,
+        }
+
+
+class CommittedFiring:
+    """Firing occurrences this process has committed, with a digest of their content.
+
+    Alertmanager re-sends every group on each `group_interval` with nothing new. A body
+    whose every alert is a firing occurrence already committed with the same labels and
+    annotations needs no transaction: what it says is durable already, so answering 2xx
+    is still "after commit", and a storm of repeats does not queue behind the write lock.
+    A bounded LRU; a miss (another replica's alert, an evicted one) takes the database path.
+    """
+
+    def __init__(self, capacity: int = 200_000):
+        self._capacity = capacity
+        self._seen: OrderedDict[tuple[str, datetime], int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(alert: AMAlert) -> int:
+        return hash((tuple(sorted(alert.labels.items())), tuple(sorted(alert.annotations.items()))))
+
+    def covers(self, payload: AMWebhook) -> bool:
+        if not payload.alerts:
+            return False
+        with self._lock:
+            for alert in payload.alerts:
+                key = (alert.fingerprint, _utc(alert.startsAt))
+                if alert.status != "firing" or self._seen.get(key) != self._digest(alert):
+                    return False
+            for alert in payload.alerts:
+                self._seen.move_to_end((alert.fingerprint, _utc(alert.startsAt)))
+        return True
+
+    def record(self, payload: AMWebhook, result: IngestResult) -> None:
+        """After the commit: remember what is now durable (never unrouted alerts)."""
+        unrouted = set(result.unrouted)
+        with self._lock:
+            for alert in payload.alerts:
+                key = (alert.fingerprint, _utc(alert.startsAt))
+                if alert.status == "firing" and alert.fingerprint not in unrouted:
+                    self._seen[key] = self._digest(alert)
+                    self._seen.move_to_end(key)
+                else:
+                    self._seen.pop(key, None)
+            while len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def ingest(
+    session: Session,
+    payload: AMWebhook,
+    config: Config,
+    paging: Paging,
+    policies: PolicyCache,
+    now: datetime,
+) -> IngestResult:
+    """Apply one webhook body inside the caller's transaction.
+
+    Set-based where the volume is: one query finds the known occurrences, and new alerts
+    are opened with one insert per table per policy (Alertmanager sends groups of
+    hundreds, and an alert storm is when this must not fall behind).
+    """
+    result = IngestResult()
+    # The same occurrence may appear twice in one body; the last entry wins.
+    latest: dict[tuple[str, datetime], AMAlert] = {}
+    for alert in payload.alerts:
+        latest[(alert.fingerprint, _utc(alert.startsAt))] = alert
+    if not latest:
+        return result
+    table = AlertRow.__table__
+    existing = {
+        (fingerprint, starts_at): (alert_id, labels, annotations)
+        for alert_id, fingerprint, starts_at, labels, annotations in session.execute(
+            select(
+                table.c.id,
+                table.c.fingerprint,
+                table.c.starts_at,
+                table.c.labels,
+                table.c.annotations,
+            )
+            .where(tuple_(table.c.fingerprint, table.c.starts_at).in_(list(latest)))
+            .with_for_update()
+        )
+    }
+    to_open: list[tuple[tuple[str, datetime], AMAlert]] = []
+    for key, alert in latest.items():
+        known = existing.get(key)
+        if alert.status == "resolved":
+            row = session.get(AlertRow, known[0], with_for_update=True) if known else None
+            _resolve(session, row, alert, paging, policies, now, result)
+        elif known is not None:
+            alert_id, labels, annotations = known
+            if labels != alert.labels or annotations != alert.annotations:
+                session.execute(
+                    update(table)
+                    .where(table.c.id == alert_id)
+                    .values(labels=alert.labels, annotations=alert.annotations, updated_at=now)
+                )
+            result.updated += 1
+        else:
+            to_open.append((key, alert))
+    if to_open:
+        _open(session, to_open, config, paging, policies, now, result)
+    return result
+
+
+def _open(
+    session: Session,
+    to_open: list[tuple[tuple[str, datetime], AMAlert]],
+    config: Config,
+    paging: Paging,
+    policies: PolicyCache,
+    now: datetime,
+    result: IngestResult,
+) -> None:
+    # A warning turning critical arrives with a new fingerprint: the same alert, moved up.
+    # One query each narrows that check to the few occurrences it can concern.
+    keys = [key for key, _ in to_open]
+    aliases = {
+        (fingerprint, starts_at)
+        for fingerprint, starts_at in session.execute(
+            select(AlertAliasRow.fingerprint, AlertAliasRow.starts_at).where(
+                tuple_(AlertAliasRow.fingerprint, AlertAliasRow.starts_at).in_(keys)
+            )
+        )
+    }
+    identities = {key: alert_identity(alert.labels) for key, alert in to_open}
+    open_identities = set(
+        session.scalars(
+            select(AlertRow.identity).where(
+                AlertRow.identity.in_(set(identities.values())), AlertRow.status != "resolved"
+            )
+        )
+    )
+    by_policy: dict[str, list[tuple[tuple[str, datetime], AMAlert]]] = {}
+    for key, alert in to_open:
+        if (key in aliases or identities[key] in open_identities) and absorb_severity_rise(
+            session, *key, alert.labels, alert.annotations, config, paging, policies, now
+        ):
+            result.updated += 1
+            continue
+        name = config.route(alert.labels)
+        if name is None:
+            result.unrouted.append(alert.fingerprint)
+            continue
+        by_policy.setdefault(name, []).append((key, alert))
+    opened: list[OpenedAlert] = []
+    for name, group in by_policy.items():
+        opened.extend(
+            _open_group(session, name, group, identities, config, paging, policies, now, result)
+        )
+    if opened:
+        alerts_opened(session, opened, config, now)  # response-time SLAs; incidents
+
+
+def _open_group(
+    session: Session,
+    name: str,
+    group: list[tuple[tuple[str, datetime], AMAlert]],
+    identities: dict[tuple[str, datetime], str],
+    config: Config,
+    paging: Paging,
+    policies: PolicyCache,
+    now: datetime,
+    result: IngestResult,
+) -> list[OpenedAlert]:
+    """Open alerts that share a policy. Level 0 is decided here, in the same transaction:
+    when Alertmanager gets its 2xx the first page is already in the outbox. Every alert
+    opened at the same moment under the same policy gets the same decision, so the machine
+    runs once for the group."""
+    policy = config.policies[name]
+    pid = policies.ensure(session, name, policy, now)
+    decision = machine.step(AlertState.opened(now), Tick(), now, policy, paging.reachable)
+    state = {k: getattr(decision.state, k) for k in AlertState.__dataclass_fields__}
+    values = [
+        {
+            "fingerprint": key[0],
+            "starts_at": key[1],
+            "ends_at": None,
+            "alertname": alert.labels.get("alertname", "(no alertname)")[:200],
+            "identity": identities[key],
+            "severity": alert.labels.get("severity"),
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "generator_url": alert.generatorURL or None,
+            "policy_name": name,
+            "policy_id": pid,
+            **state,
+            "next_action_at": decision.next_action_at,
+            "updated_at": now,
+        }
+        for key, alert in group
+    ]
+    table = AlertRow.__table__
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
+        .returning(table.c.id, table.c.fingerprint, table.c.starts_at)
+    )
+    ids = {(fp, starts): alert_id for alert_id, fp, starts in session.execute(stmt, values)}
+    template = effect_rows(0, decision, paging, now)
+    rows = EffectRows()
+    opened = []
+    for key, alert in group:
+        alert_id = ids.get(key)
+        if alert_id is None:  # an HA peer's post opened it first
+            result.updated += 1
+            continue
+        detail = f"opened from Alertmanager (fingerprint {key[0]}, policy {name})"
+        rows.timeline.append(
+            timeline_row(alert_id, now, "opened", detail, "alertmanager", "alertmanager")
+        )
+        mine = template.for_alert(alert_id)
+        rows.timeline.extend(mine.timeline)
+        rows.outbox.extend(mine.outbox)
+        opened.append(OpenedAlert(alert_id, alert.labels.get("severity"), name))
+        result.opened.append(alert_id)
+    write_rows(session, rows)
+    return opened
+
+
+def _resolve(
+    session: Session,
+    row: AlertRow | None,
+    alert: AMAlert,
+    paging: Paging,
+    policies: PolicyCache,
+    now: datetime,
+    result: IngestResult,
+) -> None:
+    row, held = aliased_row(session, row, alert.fingerprint, _utc(alert.startsAt), now)
+    if held:  # one occurrence of an alert whose severity rose cleared; the other fires on
+        result.updated += 1
+        return
+    if row is None or row.status == "resolved":
+        # Never seen (opened before escalator ran, or unrouted) or already closed.
+        result.ignored += 1
+        return
+    if alert.endsAt is not None and alert.endsAt.year > 1:
+        row.ends_at = _utc(alert.endsAt)
+    policy = policies.get(session, row.policy_id)
+    decision = machine.step(
+        state_of(row), Resolve(by="alertmanager", via="alertmanager"), now, policy
+    )
+    record_decision(session, row, decision, paging, now)
+    result.resolved.append(row.id)

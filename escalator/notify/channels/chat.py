@@ -1,0 +1,52 @@
+"""Chat through Slack-compatible incoming webhooks (Slack, Mattermost, Rocket.Chat).
+
+A policy targets a channel by name (`{channel: incidents}`); the config maps each name to
+the webhook URL that posts there, so #incidents, #alerts and #info follow the policies
+for critical, warning and info. URLs hold a token, so they are secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from escalator.notify.channels.base import Delivery, Message, SendResult
+
+_ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+
+
+def http_result(response: httpx.Response, what: str) -> SendResult:
+    """2xx sent; 429 and 5xx retry; any other answer will not change on retry."""
+    code = response.status_code
+    if 200 <= code < 300:
+        return SendResult("sent", f"{what} answered {code}")
+    detail = f"{what} answered {code}: {response.text[:200]}"
+    if code == 429 or code >= 500 or code == 408:
+        return SendResult("retry", detail)
+    return SendResult("failed", detail)
+
+
+class ChatChannel:
+    method = "chat"
+
+    def __init__(self, webhooks: Mapping[str, str], timeout: float = 10.0):
+        self._webhooks = dict(webhooks)
+        self._client = httpx.Client(timeout=timeout)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self._webhooks)
+
+    def send(self, delivery: Delivery, message: Message) -> SendResult:
+        name = (delivery.address or delivery.recipient).lstrip("#")
+        url = self._webhooks.get(name)
+        if url is None:
+            return SendResult("failed", f"no chat webhook for #{name}")
+        icon = _ICONS.get(message.severity or "", ":bell:")
+        text = f"{icon} *{message.title}*\n{message.body}\n_{message.ack_hint}_"
+        try:
+            response = self._client.post(url, json={"text": text})
+        except httpx.HTTPError as exc:
+            return SendResult("retry", f"chat #{name}: {type(exc).__name__}: {exc}")
+        return http_result(response, f"chat #{name}")

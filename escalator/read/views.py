@@ -1,0 +1,121 @@
+"""Read models shared by the CLI and the HTTP API, so `escalator list` prints the same
+thing whether it reads the database directly or asks a remote daemon."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from escalator.config import Config, Target
+from escalator.roster.oncall import Override, on_call, resolve_target
+from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def alert_summary(row: AlertRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "alertname": row.alertname,
+        "severity": row.severity,
+        "status": row.status,
+        "level": row.level,
+        "policy": row.policy_name,
+        "opened_at": _iso(row.opened_at),
+        "acked_by": row.acked_by,
+        "acked_at": _iso(row.acked_at),
+        "ack_expires_at": _iso(row.ack_expires_at),
+        "resolved_by": row.resolved_by,
+        "resolved_at": _iso(row.resolved_at),
+        "next_action_at": _iso(row.next_action_at),
+        "fingerprint": row.fingerprint,
+        "labels": row.labels,
+        "summary": row.annotations.get("summary", ""),
+    }
+
+
+def list_alerts(
+    session: Session, include_resolved: bool = False, limit: int = 500
+) -> list[dict[str, Any]]:
+    query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)
+    if not include_resolved:
+        query = query.where(AlertRow.status != "resolved")
+    return [alert_summary(row) for row in session.scalars(query)]
+
+
+def show_alert(session: Session, alert_id: int) -> dict[str, Any] | None:
+    row = session.get(AlertRow, alert_id)
+    if row is None:
+        return None
+    timeline = session.scalars(
+        select(TimelineRow).where(TimelineRow.alert_id == alert_id).order_by(TimelineRow.id)
+    )
+    outbox = session.scalars(
+        select(OutboxRow).where(OutboxRow.alert_id == alert_id).order_by(OutboxRow.id)
+    )
+    return {
+        **alert_summary(row),
+        "annotations": row.annotations,
+        "generator_url": row.generator_url,
+        "timeline": [
+            {
+                "at": _iso(t.at),
+                "kind": t.kind,
+                "actor": t.actor,
+                "channel": t.channel,
+                "level": t.level,
+                "detail": t.detail,
+            }
+            for t in timeline
+        ],
+        "notifications": [
+            {
+                "id": o.id,
+                "recipient": o.recipient,
+                "method": o.method,
+                "level": o.level,
+                "status": o.status,
+                "attempts": o.attempts,
+                "due_at": _iso(o.due_at),
+                "sent_at": _iso(o.sent_at),
+                "last_error": o.last_error,
+            }
+            for o in outbox
+        ],
+    }
+
+
+def oncall(cfg: Config, at: datetime, overrides: list[Override]) -> list[dict[str, Any]]:
+    """Who holds each rotation and each role at `at`."""
+    out: list[dict[str, Any]] = []
+    for rotation in cfg.rotations:
+        shift = on_call(rotation, at, overrides)
+        out.append(
+            {
+                "kind": "rotation",
+                "name": rotation.id,
+                "people": [shift.person] if shift else [],
+                "until": _iso(shift.end) if shift else None,
+                "override": bool(shift and shift.override),
+            }
+        )
+    for role, targets in cfg.roles.items():
+        people: list[str] = []
+        for target in targets:
+            for recipient in resolve_target(cfg, target, at, overrides):
+                label = recipient.id if recipient.kind == "person" else f"#{recipient.id}"
+                if label not in people:
+                    people.append(label)
+        out.append(
+            {"kind": "role", "name": role, "people": people, "until": None, "override": False}
+        )
+    return out
+
+
+def describe_targets(targets: list[Target]) -> str:
+    return ", ".join(f"{t.kind} {t.ref}" for t in targets)

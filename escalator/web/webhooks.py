@@ -1,0 +1,89 @@
+"""`POST /webhooks/alertmanager`: Alertmanager's webhook.
+
+Answers 2xx only after the transaction commits (Alertmanager then forgets the
+notification), 503 when the store is down (Alertmanager retries 5xx) and 4xx with the
+reason for a body it will never be able to take (Alertmanager does not retry 4xx).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+
+from escalator.daemon import Daemon
+from escalator.ingest.alertmanager import AMWebhook, IngestResult, ingest
+from escalator.store.db import transaction
+from escalator.web.auth import authorized, error, read_body, validation_details
+
+log = logging.getLogger("escalator.web")
+
+WEBHOOKS = Counter("escalator_webhook_requests_total", "Alertmanager posts by answer", ["code"])
+ALERTS_IN = Counter("escalator_webhook_alerts_total", "Alerts received", ["status"])
+
+
+def webhooks_router(daemon: Daemon) -> APIRouter:
+    router = APIRouter()
+    config = daemon.config
+
+    @router.post("/webhooks/alertmanager")
+    async def alertmanager_webhook(request: Request) -> Response:
+        if not authorized(request, daemon.webhook_token):
+            WEBHOOKS.labels("401").inc()
+            return error(401, "missing or wrong bearer token")
+        body = await read_body(request, config.server.max_body_bytes)
+        if body is None:
+            WEBHOOKS.labels("413").inc()
+            return error(413, f"body larger than {config.server.max_body_bytes} bytes")
+        try:
+            payload = AMWebhook.model_validate(json.loads(body))
+        except json.JSONDecodeError as exc:
+            WEBHOOKS.labels("400").inc()
+            return error(400, f"body is not JSON: {exc}")
+        except ValidationError as exc:
+            WEBHOOKS.labels("422").inc()
+            return error(
+                422, "not an Alertmanager version 4 webhook body", details=validation_details(exc)
+            )
+        if daemon.committed.covers(payload):  # a repeat of what is already durable
+            for alert in payload.alerts:
+                ALERTS_IN.labels(alert.status).inc()
+            WEBHOOKS.labels("200").inc()
+            return JSONResponse(
+                {"status": "ok", **IngestResult(updated=len(payload.alerts)).as_dict()}
+            )
+        try:
+            # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
+            result = await run_in_threadpool(_ingest, payload)
+        except DBAPIError as exc:
+            WEBHOOKS.labels("503").inc()
+            log.error("store unavailable: %s", exc)
+            return error(503, "store unavailable, retry later")
+        daemon.committed.record(payload, result)
+        for alert in payload.alerts:
+            ALERTS_IN.labels(alert.status).inc()
+        if result.opened:
+            daemon.runner.wake_sender()  # level 0 is already in the outbox
+        if result.unrouted:
+            log.warning(
+                "no route or default policy for %d alert(s): %s",
+                len(result.unrouted),
+                ", ".join(result.unrouted),
+            )
+        WEBHOOKS.labels("200").inc()
+        return JSONResponse({"status": "ok", **result.as_dict()})
+
+    def _ingest(payload: AMWebhook) -> IngestResult:
+        now = daemon.clock.now()
+        with transaction(daemon.factory) as session:
+            return ingest(
+                session, payload, config, daemon.paging(session, now), daemon.policies, now
+            )
+
+    return router
