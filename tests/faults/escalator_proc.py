@@ -98,8 +98,8 @@ class EscalatorProcess:
 
     def start(self) -> None:
         argv = [
-            # Not `-m escalator.cli`: as __main__ the module would be imported twice.
-            sys.executable, "-c", "from escalator.cli import main; main()",
+            # Not `-m escalator.cli.main`: as __main__ the module would be imported twice.
+            sys.executable, "-c", "from escalator.cli.main import main; main()",
             "--config", str(self.config),
             "--database-url", self.database_url,
             "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
