@@ -31,6 +31,7 @@ from tests.helpers import (
     alert_rows,
     am_alert,
     am_body,
+    timeline,
 )
 from tests.support.servers import running_server
 
@@ -307,6 +308,84 @@ def test_server_path_with_an_api_token(sqlite_url: str, monkeypatch: pytest.Monk
         assert (rows[first].status, rows[first].acked_by) == ("resolved", "alice")
         assert (rows[second].status, rows[second].acked_by) == ("acknowledged", "bob")
         assert rows[second].ack_expires_at is not None
+    finally:
+        daemon.stop()
+
+
+def test_every_data_verb_works_through_the_server(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """escalate, snooze, update, postmortem(s), override, schedule and report through
+    --server: the same verbs, the same services, the daemon's clock and database."""
+    monkeypatch.setenv("ESCALATOR_WEBHOOK_TOKEN", "hook-token")
+    monkeypatch.setenv("ESCALATOR_API_TOKEN", "api-token")
+    from escalator.config import load_config
+
+    daemon = build_daemon(load_config(CONFIG), sqlite_url, channels={"console": Recorder()})
+    try:
+        with running_server(create_app(daemon)) as url:
+            posted = httpx.post(
+                f"{url}/webhooks/alertmanager",
+                json=am_body(am_alert(alertname="DatabaseHealthCheckFailed")),
+                headers={"Authorization": "Bearer hook-token"},
+                timeout=30,
+            )
+            (alert_id,) = posted.json()["opened"]
+            nowhere = "sqlite:////nonexistent/escalator.db"  # proves the server was used
+            remote = ["--server", url, "--token", "api-token"]
+
+            def run(*args: str) -> Result:
+                return cli(nowhere, *remote, *args)
+
+            escalated = run("escalate", str(alert_id), "--as", "alice")
+            assert escalated.exit_code == 0, escalated.output
+            assert escalated.output.startswith(f"ok #{alert_id}: ")
+            snoozed = run("snooze", str(alert_id), "--for", "10m", "--as", "alice")
+            assert snoozed.output.startswith(f"ok #{alert_id}: acknowledged by alice via api")
+            updated = run("update", str(alert_id), "Pool exhausted", "--as", "alice")
+            assert updated.exit_code == 0 and "update recorded" in updated.output, updated.output
+            early = run("postmortem", str(alert_id), "--link", "https://w/1", "--as", "alice")
+            assert early.exit_code == 1 and "still open" in early.output
+            assert run("resolve", str(alert_id), "--as", "alice").exit_code == 0
+            owed = json.loads(run("postmortems", "-o", "json").output)
+            assert [o["id"] for o in owed] == [alert_id]
+            linked = run("postmortem", str(alert_id), "--link", "https://w/1", "--as", "alice")
+            assert linked.exit_code == 0 and "incident closed" in linked.output
+            assert json.loads(run("postmortems", "-o", "json").output) == []
+
+            added = run(
+                "override", "add", "primary", "carla", "--until", "+2h", "--as", "erin",
+                "-o", "json",
+            )  # fmt: skip
+            assert added.exit_code == 0, added.output
+            override_id = json.loads(added.output)["id"]
+            listed = json.loads(run("override", "list", "-o", "json").output)
+            assert [(o["id"], o["person"], o["created_by"]) for o in listed] == [
+                (override_id, "carla", "erin")
+            ]
+            shifts = json.loads(run("schedule", "primary", "-o", "json").output)
+            assert any(s["override_id"] == override_id for s in shifts)
+            ical = run("schedule", "primary", "--ical")
+            assert ical.exit_code == 0 and ical.output.startswith("BEGIN:VCALENDAR")
+            removed = run("override", "remove", str(override_id), "--as", "erin")
+            assert removed.exit_code == 0 and f"removed override #{override_id}" in removed.output
+            gone = run("override", "remove", str(override_id), "--as", "erin")
+            assert gone.exit_code == 1 and "404" in gone.output
+
+            report = json.loads(run("report", "-o", "json").output)
+            assert report["totals"]["count"] == 1 and report["totals"]["acknowledged"] == 1
+            stranger = run("escalate", str(alert_id), "--as", "mallory")
+            assert stranger.exit_code == 2  # refused before anything is sent
+
+        kinds = {
+            (r.kind, r.channel, r.actor) for r in timeline(daemon.factory, alert_id, False)
+        }
+        for expected in (
+            ("escalated_manually", "api", "alice"),
+            ("status_update", "api", "alice"),
+            ("postmortem", "api", "alice"),
+        ):
+            assert expected in kinds, (expected, kinds)
     finally:
         daemon.stop()
 

@@ -1,14 +1,14 @@
-"""The configuration file: its model (`model`), its loader and durations.
+"""The configuration file: its model (`model`), its loader (`loader`) and durations.
 
 Everything is re-exported here so callers import from `escalator.config`.
 """
 
+from escalator.config.loader import ConfigError, load_config, parse_config
 from escalator.config.model import (
     WEEKDAYS,
     Channels,
     ChatChannel,
     Config,
-    ConfigError,
     ConsoleChannel,
     ContactRule,
     Duration,
@@ -42,8 +42,6 @@ from escalator.config.model import (
     Urgency,
     WebhookChannel,
     Weekday,
-    load_config,
-    parse_config,
 )
 
 __all__ = [
