@@ -99,7 +99,7 @@ class Daemon:
         )  # fmt: skip
 
     def paging(self, session: Session, now: datetime) -> Paging:
-        return Paging(self.config, self.sender.methods, lambda: load_overrides(session, now))
+        return Paging(self.config, self.sender.methods, load_overrides(session, now))
 
     def start(self) -> None:
         self.runner.start()

@@ -272,6 +272,30 @@ def test_critical_alert_walks_the_whole_protocol(database_url: str) -> None:
         rig.daemon.db.dispose()
 
 
+def test_a_drain_before_the_first_tick_after_a_restart_carries_runbook_lines(
+    database_url: str,
+) -> None:
+    """Runbooks belong to the daemon that sends, not to the process: a restarted daemon
+    whose sender drains before its engine ever ticked still adds its own runbook lines."""
+    before = _rig(database_url)
+    try:
+        before.fire(am_alert(alertname="CredlinkServiceDown"))  # level 0 waits in the outbox
+    finally:
+        before.daemon.db.dispose()
+    data = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    # The page's own runbook_url annotation gives the link; the immediate actions come
+    # from the configuration only, so they show whose runbooks the sender used.
+    action = "Check the after-restart runbook copy"
+    data["runbooks"]["CredlinkServiceDown"]["immediate_actions"] = [action]
+    after = Rig(database_url, config=parse_config(yaml.safe_dump(data)), methods=METHODS)
+    try:
+        after.daemon.sender.drain()  # no engine tick, no ingest in this daemon
+        pages = [m for d, m in after.rec.sent if d.level == 0 and d.method == "email"]
+        assert pages and all(f"1. {action}" in m.body for m in pages)
+    finally:
+        after.daemon.db.dispose()
+
+
 def test_warning_alerts_open_no_incident_and_updates_need_one(database_url: str) -> None:
     rig = _rig(database_url)
     try:

@@ -11,7 +11,7 @@ unresolved; then the emergency contact again every 15 min, four times (60, 75, 9
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,8 +27,8 @@ from escalator.escalation.machine import (
     Event,
     Note,
     Page,
-    Reachable,
     Resolve,
+    Roster,
     Tick,
     next_action_at,
     step,
@@ -79,7 +79,7 @@ def walk(
     policy: Policy,
     events: dict[int, list[Event]] | None = None,
     ticks: Iterable[int] = range(0, 121),
-    reachable: Reachable | None = None,
+    roster: Roster | None = None,
 ) -> Walk:
     """Apply scripted events (before the tick of the same minute) and ticks, in order.
 
@@ -97,7 +97,7 @@ def walk(
             scheduled.append(Tick())
         for event in scheduled:
             due_before = next_action_at(result.state, policy)
-            decision = step(result.state, event, now, policy, reachable)
+            decision = step(result.state, event, now, policy, roster)
             if isinstance(event, Tick):
                 if due_before is None or due_before > now:
                     assert not decision.changed, f"tick at {minute} changed a not-due alert"
@@ -399,32 +399,36 @@ def test_escalate_now_after_the_last_level_pages_it_again() -> None:
 # Nobody reachable ---------------------------------------------------------------------------
 
 
-def _unreachable(*roles: str) -> Reachable:
-    """A roster probe under which steps naming any of `roles` reach nobody."""
+@dataclass(frozen=True)
+class _Roster:
+    """A roster snapshot (data) for the pure machine: the steps that reach nobody."""
 
-    def probe(s: Step, _now: datetime) -> bool:
-        return not any(t.role in roles for t in s.targets)
+    nobody: Callable[[Step], bool]
 
-    return probe
+    def reaches(self, s: Step, _at: datetime) -> bool:
+        return not self.nobody(s)
+
+
+def _unreachable(*roles: str) -> Roster:
+    """A roster under which steps naming any of `roles` reach nobody."""
+    return _Roster(lambda s: any(t.role in roles for t in s.targets))
 
 
 def test_a_level_that_reaches_nobody_fires_the_next_level_at_once() -> None:
-    result = walk(CRITICAL, reachable=_unreachable("engineering_lead"))
+    result = walk(CRITICAL, roster=_unreachable("engineering_lead"))
     assert result.pages == [(0, 0, 0), (5, 2, 0), (30, 3, 0), (45, 4, 0), *REPEATS]
     assert result.note_kinds("nobody_to_page") == [5]
 
 
 def test_nobody_on_call_at_level_zero_pages_the_lead_immediately() -> None:
-    def probe(s: Step, _now: datetime) -> bool:
-        return not any(t.rotation == "primary" for t in s.targets)
-
-    result = walk(CRITICAL, reachable=probe, ticks=range(0, 16))
+    nobody_primary = _Roster(lambda s: any(t.rotation == "primary" for t in s.targets))
+    result = walk(CRITICAL, roster=nobody_primary, ticks=range(0, 16))
     assert result.pages == [(0, 1, 0), (15, 2, 0)]
     assert result.note_kinds("nobody_to_page") == [0]
 
 
 def test_unreachable_last_level_is_recorded_not_silent() -> None:
-    result = walk(CRITICAL, reachable=_unreachable("emergency"), ticks=range(0, 50))
+    result = walk(CRITICAL, roster=_unreachable("emergency"), ticks=range(0, 50))
     assert (45, 4, 0) not in result.pages
     assert result.note_kinds("nobody_to_page") == [45]
     detail = [

@@ -19,6 +19,7 @@ from escalator.escalation.machine import Tick
 from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.incidents.store import record_decision
+from escalator.incidents.templates import Templates
 from escalator.roster.overrides import load_overrides
 from escalator.roster.shift_notices import ShiftNotices
 from escalator.store.clock import Clock
@@ -34,17 +35,20 @@ class EscalationEngine:
         clock: Clock,
         methods: frozenset[str],
         policies: PolicyCache | None = None,
+        templates: Templates | None = None,
     ):
         self.factory = factory
         self.config = config
         self.clock = clock
         self.methods = methods
         self.policies = policies or PolicyCache()
+        # Incident templates, overrides read once here (the daemon's, not a module cache).
+        self.templates = templates or Templates(config.incidents.templates)
         self._lock = threading.Lock()
         self.notices = ShiftNotices(factory, config, methods)
 
     def paging(self, session: Session, now: datetime) -> Paging:
-        return Paging(self.config, self.methods, lambda: load_overrides(session, now))
+        return Paging(self.config, self.methods, load_overrides(session, now))
 
     def tick(self) -> int:
         """Step every due alert; returns how many were stepped."""
@@ -57,7 +61,9 @@ class EscalationEngine:
                 if count < self.config.engine.batch_size:
                     break
             self.notices.run(now)  # "you are on call from ... to ..." (escalator.shift_notices)
-            queued = tick_incidents(self.factory, self.config, now, self.methods)
+            queued = tick_incidents(
+                self.factory, self.config, now, self.methods, self.templates
+            )
         STEPS.inc(stepped)
         return stepped + queued
 
@@ -78,7 +84,7 @@ class EscalationEngine:
             for row in rows:
                 due = row.next_action_at
                 policy = self.policies.get(session, row.policy_id)
-                decision = machine.step(state_of(row), Tick(), now, policy, paging.reachable)
+                decision = machine.step(state_of(row), Tick(), now, policy, paging)
                 record_decision(session, row, decision, paging, now)
                 if due is not None:
                     LAG.observe(max((now - due).total_seconds(), 0.0))

@@ -11,9 +11,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from escalator.config import Config, Incidents
+from escalator.config import Config
 from escalator.escalation.paging import Paging
-from escalator.incidents import runbooks
 from escalator.incidents.notices import Notifier, post_incident
 from escalator.incidents.sla import mark_breaches
 from escalator.incidents.templates import Templates
@@ -27,15 +26,13 @@ def tick_incidents(
     config: Config,
     now: datetime,
     methods: frozenset[str],
+    templates: Templates,
     batch_size: int = 200,
-    templates: Templates | None = None,
 ) -> int:
     """One engine tick for the protocol: SLA breaches, the multiple-critical trigger and
     whatever incidents owe; returns how many notifications were queued."""
     from escalator.roster.overrides import load_overrides
 
-    templates = templates or _templates_for(config)
-    runbooks.install(config.runbooks)
     with transaction(factory) as session:
         mark_breaches(session, now)
         n = Notifier(config, Paging(config, methods, load_overrides(session, now)), templates, now)
@@ -53,15 +50,3 @@ def tick_incidents(
         for incident, alert in due_rows:
             queued += post_incident(session, n, incident, alert)
     return queued
-
-
-_TEMPLATE_CACHE: dict[int, tuple[Incidents, Templates]] = {}
-
-
-def _templates_for(config: Config) -> Templates:
-    """Templates per config object (overrides are read once, not every tick)."""
-    cached = _TEMPLATE_CACHE.get(id(config))
-    if cached is None or cached[0] is not config.incidents:
-        cached = (config.incidents, Templates(config.incidents.templates))
-        _TEMPLATE_CACHE[id(config)] = cached
-    return cached[1]

@@ -24,10 +24,9 @@ Rules (the README repeats them for users):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from escalator.config import Policy, Step
 
@@ -133,8 +132,16 @@ class Decision:
     message: str = ""
 
 
-# A roster probe: does this step reach at least one person or channel at `now`?
-Reachable = Callable[[Step, datetime], bool]
+class Roster(Protocol):
+    """A roster snapshot: everything needed to say who a step reaches, already read.
+
+    Data in, not a query: the shell reads the overrides once (`escalation.paging.Paging`)
+    and the machine only asks the snapshot, so stepping stays pure and repeatable.
+    """
+
+    def reaches(self, step: Step, at: datetime) -> bool:
+        """Does this step reach at least one person or channel at `at`?"""
+        ...
 
 _HOLDS: dict[str, frozenset[Status]] = {
     "unacknowledged": frozenset({"triggered"}),
@@ -177,7 +184,7 @@ def _repeat_due(state: AlertState, policy: Policy) -> datetime:
 
 
 def _advance(
-    state: AlertState, now: datetime, policy: Policy, reachable: Reachable | None
+    state: AlertState, now: datetime, policy: Policy, roster: Roster | None
 ) -> tuple[AlertState, list[Effect]]:
     effects: list[Effect] = []
     forced = False
@@ -199,7 +206,7 @@ def _advance(
             state = replace(state, next_step=index + 1)
             continue
         state = replace(state, next_step=index + 1, level=index)
-        if reachable is not None and not reachable(step, now):
+        if roster is not None and not roster.reaches(step, now):
             following = (
                 "the next level now" if index + 1 < len(policy.steps) else "no further level"
             )
@@ -265,11 +272,11 @@ def step(
     event: Event,
     now: datetime,
     policy: Policy,
-    reachable: Reachable | None = None,
+    roster: Roster | None = None,
 ) -> Decision:
     """Apply one event at `now`. Pure: the same inputs always give the same decision."""
     if isinstance(event, Tick):
-        return _tick(state, now, policy, reachable)
+        return _tick(state, now, policy, roster)
     if isinstance(event, Ack):
         return _ack(state, event, now, policy)
     if isinstance(event, Resolve):
@@ -278,7 +285,7 @@ def step(
 
 
 def _tick(
-    state: AlertState, now: datetime, policy: Policy, reachable: Reachable | None
+    state: AlertState, now: datetime, policy: Policy, roster: Roster | None
 ) -> Decision:
     if state.status == "resolved":
         return _unchanged(state, policy, "resolved")
@@ -308,7 +315,7 @@ def _tick(
             repeats_done=0,
         )
         effects.append(Page(level=level, step=policy.steps[level], reason="ack expired"))
-    state, more = _advance(state, now, policy, reachable)
+    state, more = _advance(state, now, policy, roster)
     effects.extend(more)
     if not effects:
         return _unchanged(state, policy, "nothing due")

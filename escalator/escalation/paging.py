@@ -4,7 +4,6 @@ the working delivery methods and a snapshot of the overrides in force.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,24 +13,20 @@ from escalator.roster.oncall import Override, Recipient, recipients
 
 @dataclass
 class Paging:
-    """What the shell needs to turn a Page effect into outbox rows at one moment.
+    """What the shell needs to turn a Page effect into outbox rows at one moment, and the
+    roster snapshot `machine.step` asks (`reaches`).
 
-    Overrides may be given as a loader, read on first use: most webhook bodies are repeats
-    that page nobody and need not query them. Recipients are remembered per step and time,
-    because a tick or a body pages many alerts through the same few steps.
+    The overrides are data read by the caller before stepping (no loader, no query from
+    inside the machine). Recipients are remembered per step and time, because a tick or a
+    body pages many alerts through the same few steps.
     """
 
     config: Config | None  # None for acks and resolves, which never page
     methods: frozenset[str]  # delivery methods with a working channel
-    overrides: list[Override] | Callable[[], list[Override]] = field(default_factory=list)
+    overrides: list[Override] = field(default_factory=list)
     _recipients: dict[tuple[int, datetime], list[Recipient]] = field(
         default_factory=dict, init=False, repr=False
     )
-
-    def current_overrides(self) -> list[Override]:
-        if callable(self.overrides):
-            self.overrides = self.overrides()
-        return self.overrides
 
     def recipients(self, step: Step, at: datetime) -> list[Recipient]:
         if self.config is None:
@@ -41,9 +36,9 @@ class Paging:
         key = (id(step), at)
         found = self._recipients.get(key)
         if found is None:
-            found = recipients(self.config, step, at, self.current_overrides())
+            found = recipients(self.config, step, at, self.overrides)
             self._recipients[key] = found
         return list(found)
 
-    def reachable(self, step: Step, at: datetime) -> bool:
+    def reaches(self, step: Step, at: datetime) -> bool:
         return bool(self.recipients(step, at))

@@ -155,7 +155,7 @@ class Notifier:
         seen: set[tuple[str, str]] = set()
         out: list[Recipient] = []
         for target in targets:
-            for r in resolve_target(self.config, target, self.now, self.paging.current_overrides()):
+            for r in resolve_target(self.config, target, self.now, self.paging.overrides):
                 if (r.kind, r.id) not in seen:
                     seen.add((r.kind, r.id))
                     out.append(r)

@@ -2,9 +2,9 @@
 
 Config `runbooks:` maps alert names to them. Pages and emails carry the link (and emails
 the immediate actions), `escalator runbook NAME` prints them. A page is rendered by the
-sender from the alert row alone, so the daemon installs its runbooks here once per
-process (`install`, called wherever the config enters the shell: ingest and the engine
-tick) and the renderer looks them up by alert name.
+sender from the alert row and the runbooks the daemon hands the sender (its config's):
+no process-wide state, so a drain before the first tick after a restart still carries
+the runbook lines.
 """
 
 from __future__ import annotations
@@ -13,15 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from escalator.config import Config, Runbook
-
-_installed: dict[str, Runbook] = {}
-
-
-def install(runbooks: Mapping[str, Runbook]) -> None:
-    """Make `runbooks` the process's runbooks (a cheap swap; safe to call every tick)."""
-    global _installed
-    if runbooks is not _installed:
-        _installed = dict(runbooks)
 
 
 def find(runbooks: Mapping[str, Runbook], alertname: str) -> Runbook | None:
@@ -32,15 +23,13 @@ def find(runbooks: Mapping[str, Runbook], alertname: str) -> Runbook | None:
     return lowered.get(alertname.lower())
 
 
-def lookup(alertname: str) -> Runbook | None:
-    return find(_installed, alertname)
-
-
-def page_lines(alertname: str, annotations: Mapping[str, Any], method: str) -> list[str]:
+def page_lines(
+    runbooks: Mapping[str, Runbook], alertname: str, annotations: Mapping[str, Any], method: str
+) -> list[str]:
     """Lines a page adds for its runbook: the link (unless the alert's own `runbook_url`
     annotation already gave one) and, where there is room (not SMS or voice), the
     immediate actions."""
-    runbook = lookup(alertname)
+    runbook = find(runbooks, alertname)
     if runbook is None:
         return []
     lines = []

@@ -26,7 +26,6 @@ from escalator.escalation.apply import apply_decision
 from escalator.escalation.machine import Decision, Note
 from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
-from escalator.incidents import runbooks
 from escalator.incidents.protocol import IncidentState, Schedule
 from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow
 from escalator.store.timeline import note
@@ -85,7 +84,6 @@ def alerts_opened(
 ) -> None:
     """New alerts (one webhook body): record their response-time SLAs with one insert;
     open an incident for each critical one."""
-    runbooks.install(config.runbooks)
     slas = []
     for alert in opened:
         policy = config.policies.get(alert.policy_name)

@@ -253,7 +253,7 @@ def _open_group(
     runs once for the group."""
     policy = config.policies[name]
     pid = policies.ensure(session, name, policy, now)
-    decision = machine.step(AlertState.opened(now), Tick(), now, policy, paging.reachable)
+    decision = machine.step(AlertState.opened(now), Tick(), now, policy, paging)
     state = {k: getattr(decision.state, k) for k in AlertState.__dataclass_fields__}
     values = [
         {

@@ -141,7 +141,7 @@ def absorb_severity_rise(
     # Walk the new policy from its first step on the old clock: every level already due
     # under it fires now (each with its condition checked), the rest at their usual times.
     state = replace(state_of(row), next_step=0, level=-1, repeats_done=0)
-    decision = machine.step(state, Tick(), now, policy, paging.reachable)
+    decision = machine.step(state, Tick(), now, policy, paging)
     record_decision(session, row, decision, paging, now)
     sla = session.get(AlertSlaRow, row.id)
     if policy.response_time is not None:

@@ -6,9 +6,10 @@ bundle lists them all (up to a limit per method) and tells how to acknowledge th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from escalator.incidents import runbooks
+from escalator.config import Runbook
+from escalator.incidents.runbooks import find, page_lines
 from escalator.notify.channels.base import Delivery, Message
 from escalator.store.tables import AlertRow
 
@@ -68,7 +69,9 @@ def prerendered(alert: AlertRow | None, delivery: Delivery, text: str) -> Messag
     return Message(alert_id, title, body, hint, severity, (alert_id,) if alert_id else ())
 
 
-def render(alert: AlertRow | None, delivery: Delivery) -> Message:
+def render(
+    alert: AlertRow | None, delivery: Delivery, runbooks: Mapping[str, Runbook] | None = None
+) -> Message:
     text = delivery.payload.get("text")
     if isinstance(text, str) and text:
         return prerendered(alert, delivery, text)
@@ -92,7 +95,9 @@ def render(alert: AlertRow | None, delivery: Delivery) -> Message:
     runbook = alert.annotations.get("runbook_url")
     if runbook:
         lines.append(f"Runbook: {runbook}")
-    lines.extend(runbooks.page_lines(alert.alertname, alert.annotations, delivery.method))
+    lines.extend(
+        page_lines(runbooks or {}, alert.alertname, alert.annotations, delivery.method)
+    )
     if alert.generator_url:
         lines.append(f"Source: {alert.generator_url}")
     lines.append(f"Opened: {alert.opened_at:%Y-%m-%d %H:%M:%S} UTC, policy {alert.policy_name}")
@@ -106,10 +111,14 @@ def render(alert: AlertRow | None, delivery: Delivery) -> Message:
     )
 
 
-def render_bundle(alerts: Sequence[AlertRow], delivery: Delivery) -> Message:
+def render_bundle(
+    alerts: Sequence[AlertRow],
+    delivery: Delivery,
+    runbooks: Mapping[str, Runbook] | None = None,
+) -> Message:
     """One message for several alerts to one person, most severe first."""
     if len(alerts) <= 1:
-        return render(alerts[0] if alerts else None, delivery)
+        return render(alerts[0] if alerts else None, delivery, runbooks)
     ordered = sorted(alerts, key=lambda a: (_SEVERITY_ORDER.get(a.severity or "", 9), a.id))
     worst = ordered[0].severity
     limit = _LISTED.get(delivery.method, _LISTED_DEFAULT)
@@ -123,7 +132,7 @@ def render_bundle(alerts: Sequence[AlertRow], delivery: Delivery) -> Message:
     if delivery.method not in _LISTED:
         # Email, chat and webhooks have room for the runbook links too.
         for alert in ordered:
-            known = runbooks.lookup(alert.alertname)
+            known = find(runbooks or {}, alert.alertname)
             runbook = alert.annotations.get("runbook_url") or (known.url if known else None)
             if runbook:
                 lines.append(f"Runbook #{alert.id}: {runbook}")

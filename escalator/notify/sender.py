@@ -91,6 +91,9 @@ class Sender:
         self._clock = clock
         self._settings = settings
         self._config = config
+        # Built from the daemon's config and held here: pages carry runbook lines from the
+        # first drain on, with no process-wide state set by some earlier tick.
+        self._runbooks = dict(config.runbooks) if config else {}
         self._delivery: ChannelSettings = config.channels if config else ChannelSettings()
         self._batch = batch_size
         self._owner = worker_id()
@@ -306,7 +309,7 @@ class Sender:
         )
         # The same alert may reach a person twice in one page (rotation and team): list once.
         unique = {r.alert_id: alerts[r.alert_id] for r in group if r.alert_id in alerts}
-        message = render_bundle(list(unique.values()), delivery)
+        message = render_bundle(list(unique.values()), delivery, self._runbooks)
         return Bundle(delivery, message, tuple(r.id for r in group))
 
     # send ---------------------------------------------------------------------------------

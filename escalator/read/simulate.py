@@ -1,6 +1,6 @@
 """`escalator simulate`: a dry run of one alert's escalation on a virtual clock.
 
-It drives the daemon's own code: `machine.step` decides, `Paging.reachable` and
+It drives the daemon's own code: `machine.step` decides, `Paging.reaches` and
 `Paging.recipients` (escalator.alerts) resolve the roster at each moment, and the
 person's contact rules (the same `_deliveries` the engine writes outbox rows from) say
 which method fires when. Only the clock is virtual: it jumps from one due action to the
@@ -165,7 +165,7 @@ def run(
             continue
         if due is None or due > horizon:
             break
-        state = apply(machine.step(state, Tick(), due, policy, paging.reachable), due)
+        state = apply(machine.step(state, Tick(), due, policy, paging), due)
     scenario.final_status = state.status
     # Deliveries delayed past the horizon would not have happened yet.
     scenario.events = sorted((e for e in scenario.events if e.at <= horizon), key=lambda e: e.at)

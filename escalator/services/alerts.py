@@ -114,7 +114,7 @@ def act(
             outcomes.append(Outcome(alert_id, False, "no such alert", "unknown"))
             continue
         policy = policies.get(session, row.policy_id)
-        decision = machine.step(state_of(row), event, now, policy, paging.reachable)
+        decision = machine.step(state_of(row), event, now, policy, paging)
         if decision.changed:
             record_decision(session, row, decision, paging, now)
         outcomes.append(Outcome(alert_id, decision.changed, decision.message, row.status))
