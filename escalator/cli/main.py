@@ -28,6 +28,7 @@ from escalator.cli.support import (
     safe_url,
 )
 from escalator.config import Config, ConfigError, load_config
+from escalator.config import checks as config_checks
 from escalator.store.db import make_engine, upgrade
 
 
@@ -99,24 +100,16 @@ def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_leve
     log = logging.getLogger("escalator")
     config = ctx.config()
     assert config is not None
-    loopback = is_loopback(host)
-    for name, secret in (
-        ("webhook_token", config.server.webhook_token),
-        ("api_token", config.server.api_token),
-    ):
-        if secret is not None and secret.resolve() is not None:
-            continue
-        where = f" ({secret.describe()} is not set)" if secret else ""
-        if not loopback:
-            raise click.ClickException(
-                f"server.{name} has no value{where}: refusing to serve unauthenticated on {host}; "
-                "set the token or bind to 127.0.0.1"
-            )
-        log.warning(
-            "server.%s has no value%s: accepting unauthenticated requests from "
-            "loopback clients only",
-            name,
-            where,
+    # The same checks as `check-config` (config/checks.py): what they call an error, serve
+    # refuses; warnings go to the log.
+    findings = _findings(config, loopback=is_loopback(host))
+    source = ctx.config_path or DEFAULT_CONFIG
+    for finding in config_checks.warnings(findings):
+        log.warning("%s", finding.render(source))
+    refused = config_checks.errors(findings)
+    if refused:
+        raise click.ClickException(
+            "refusing to start:\n" + "\n".join(f.render(source) for f in refused)
         )
     try:
         daemon = build_daemon(config, ctx.database_url)
@@ -158,35 +151,29 @@ def check_config(ctx: Context, files: tuple[str, ...]) -> None:
             click.echo(exc.render(), err=True)
             bad = True
             continue
-        click.echo(
-            f"{path}: ok ({len(config.people)} people, {len(config.rotations)} rotations, "
-            f"{len(config.policies)} policies, {len(config.routes)} routes)"
-        )
-        for warning in config_warnings(config):
-            click.echo(f"{path}: warning: {warning}", err=True)
+        findings = _findings(config)
+        refused = config_checks.errors(findings)
+        for finding in refused:
+            click.echo(finding.render(path), err=True)
+        bad |= bool(refused)
+        if not refused:
+            click.echo(
+                f"{path}: ok ({len(config.people)} people, {len(config.rotations)} rotations, "
+                f"{len(config.policies)} policies, {len(config.routes)} routes)"
+            )
+        for finding in config_checks.warnings(findings):
+            click.echo(finding.render(path), err=True)
     if bad:
         sys.exit(1)
 
 
-def config_warnings(config: Config) -> list[str]:
-    """Things that are valid but likely wrong."""
-    warnings = []
-    catch_all = any(not r.match and not r.match_re for r in config.routes)
-    if not catch_all and not config.default_policy:
-        warnings.append(
-            "no catch-all route and no default_policy: alerts matching no route and "
-            "with a severity that names no policy are not tracked"
-        )
-    for name in ("webhook_token", "api_token"):
-        secret = getattr(config.server, name)
-        if secret is None:
-            warnings.append(f"server.{name} is not set: only loopback clients will be accepted")
-        elif secret.resolve() is None:
-            warnings.append(f"server.{name}: {secret.describe()} has no value here")
+def _findings(config: Config, loopback: bool | None = None) -> list[config_checks.Finding]:
+    """config/checks.py plus the roster's coverage gaps in the next weeks: what serve and
+    check-config both act on."""
     from escalator.roster.schedule import roster_warnings
 
-    warnings.extend(roster_warnings(config, datetime.now(UTC)))
-    return warnings
+    gaps = roster_warnings(config, datetime.now(UTC))
+    return config_checks.check(config, loopback=loopback, extra_warnings=gaps)
 
 
 @main.group()

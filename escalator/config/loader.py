@@ -12,7 +12,8 @@ from pydantic import (
     ValidationError,
 )
 
-from escalator.config.model import Config, Target
+from escalator.config.model import Config
+from escalator.config.refs import reference_problems
 
 
 class ConfigError(Exception):
@@ -25,60 +26,6 @@ class ConfigError(Exception):
 
     def render(self) -> str:
         return "\n".join(f"{self.source}: {where}: {what}" for where, what in self.problems)
-
-
-def _references(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
-    """Cross-references pydantic cannot see: every id a config names must exist."""
-    problems: list[tuple[tuple[Any, ...], str]] = []
-    people = {p.id for p in cfg.people}
-    for kind, items in (("people", cfg.people), ("teams", cfg.teams), ("rotations", cfg.rotations)):
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.id in seen:
-                problems.append(((kind, i, "id"), f"duplicate id {item.id!r}"))
-            seen.add(item.id)
-    for kind, items in (("teams", cfg.teams), ("rotations", cfg.rotations)):
-        for i, item in enumerate(items):
-            for j, member in enumerate(item.members):
-                if member not in people:
-                    problems.append(((kind, i, "members", j), f"unknown person {member!r}"))
-    for i, rotation in enumerate(cfg.rotations):
-        for k, layer in enumerate(rotation.layers):
-            for j, member in enumerate(layer.members):
-                if member not in people:
-                    path = ("rotations", i, "layers", k, "members", j)
-                    problems.append((path, f"unknown person {member!r}"))
-        for k, override in enumerate(rotation.overrides):
-            if override.person not in people:
-                path = ("rotations", i, "overrides", k, "person")
-                problems.append((path, f"unknown person {override.person!r}"))
-    known = {
-        "person": people,
-        "team": {t.id for t in cfg.teams},
-        "rotation": {r.id for r in cfg.rotations},
-        "role": set(cfg.roles),
-    }
-
-    def check_target(target: Target, path: tuple[Any, ...]) -> None:
-        if target.kind in known and target.ref not in known[target.kind]:
-            problems.append(((*path, target.kind), f"unknown {target.kind} {target.ref!r}"))
-
-    for role, targets in cfg.roles.items():
-        for j, target in enumerate(targets):
-            if target.kind == "role":
-                problems.append((("roles", role, j, "role"), "a role cannot name another role"))
-            else:
-                check_target(target, ("roles", role, j))
-    for name, policy in cfg.policies.items():
-        for i, step in enumerate(policy.steps):
-            for j, target in enumerate(step.targets):
-                check_target(target, ("policies", name, "steps", i, "targets", j))
-    for i, route in enumerate(cfg.routes):
-        if route.policy not in cfg.policies:
-            problems.append((("routes", i, "policy"), f"unknown policy {route.policy!r}"))
-    if cfg.default_policy and cfg.default_policy not in cfg.policies:
-        problems.append((("default_policy",), f"unknown policy {cfg.default_policy!r}"))
-    return problems
 
 
 def _line_of(root: yaml.Node | None, path: tuple[Any, ...]) -> int | None:
@@ -124,10 +71,13 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         line = _line_of(root, path)
         return f"{_dotted(path)} (line {line})" if line else _dotted(path)
 
+    # Schema errors and dangling references in one pass: the reference checks read the raw
+    # mapping, so they need no valid model (see refs.py).
+    problems: list[tuple[str, str]] = []
+    cfg: Config | None = None
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             # Drop pydantic's union/validator tags (e.g. "function-after[...]") from the path.
             path = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
@@ -135,10 +85,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
             if err["type"] == "extra_forbidden":
                 message = f"unknown key {path[-1]!r} (a typo, or a key this version lacks?)"
             problems.append((located(path), message))
-        raise ConfigError(source, problems) from exc
-    refs = _references(cfg)
-    if refs:
-        raise ConfigError(source, [(located(path), msg) for path, msg in refs])
+    flagged = {where for where, _ in problems}
+    for path, message in reference_problems(data):
+        if located(path) not in flagged:
+            problems.append((located(path), message))
+    if problems or cfg is None:
+        raise ConfigError(source, problems)
     return cfg
 
 
