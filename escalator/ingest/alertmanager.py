@@ -26,7 +26,7 @@ from escalator.escalation.apply import EffectRows, effect_rows, state_of, write_
 from escalator.escalation.machine import AlertState, Resolve, Tick
 from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
-from escalator.incidents.protocol import alert_identity
+from escalator.incidents.protocol import alert_identity, is_severity_rise
 from escalator.incidents.store import OpenedAlert, alerts_opened, record_decision
 from escalator.ingest.severity import absorb_severity_rise, aliased_row
 from escalator.store.tables import AlertAliasRow, AlertRow
@@ -196,6 +196,13 @@ def _open(
     now: datetime,
     result: IngestResult,
 ) -> None:
+    # Two tiers of one problem in one body (warning and critical, say): open the highest,
+    # then let the others join it (or raise it) as if they had come in a later post.
+    first, later = _highest_tier_first(to_open)
+    if later:
+        _open(session, first, config, paging, policies, now, result)
+        _open(session, later, config, paging, policies, now, result)
+        return
     # A warning turning critical arrives with a new fingerprint: the same alert, moved up.
     # One query each narrows that check to the few occurrences it can concern.
     keys = [key for key, _ in to_open]
@@ -234,6 +241,23 @@ def _open(
         )
     if opened:
         alerts_opened(session, opened, config, now)  # response-time SLAs; incidents
+
+
+def _highest_tier_first(
+    to_open: list[tuple[tuple[str, datetime], AMAlert]],
+) -> tuple[list[tuple[tuple[str, datetime], AMAlert]], list[tuple[tuple[str, datetime], AMAlert]]]:
+    """(the highest-severity occurrence of each problem, every other occurrence)."""
+    best: dict[str, tuple[tuple[str, datetime], AMAlert]] = {}
+    for key, alert in to_open:
+        identity = alert_identity(alert.labels)
+        held = best.get(identity)
+        if held is None or is_severity_rise(
+            held[1].labels.get("severity"), alert.labels.get("severity")
+        ):
+            best[identity] = (key, alert)
+    first = list(best.values())
+    chosen = {key for key, _ in first}
+    return first, [(key, alert) for key, alert in to_open if key not in chosen]
 
 
 def _open_group(

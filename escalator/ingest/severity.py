@@ -75,11 +75,15 @@ def absorb_severity_rise(
 ) -> bool:
     """True when a new firing occurrence belongs to an existing alert (nothing to open).
 
-    Either it is a known alias (a repeat of an absorbed critical twin), or it is the same
-    problem as an open alert (same alertname and every label but `severity`) with a higher
-    severity: then that alert moves to the new policy *without restarting its clock*
-    (`clock_base` stays), levels already due under the new policy fire at once, and the
-    rise is on its timeline.
+    Either it is a known alias (a repeat of an absorbed twin), or it is the same problem as
+    an open alert (same alertname and every label but `severity`) at another tier:
+    - higher severity: that alert moves to the new policy *without restarting its clock*
+      (`clock_base` stays), levels already due under the new policy fire at once, and the
+      rise is on its timeline;
+    - lower severity (a critical tier whose `for:` is shorter fires first, its warning tier
+      later): the occurrence joins the alert, which keeps its severity and policy; nobody is
+      paged for it (see join_lower_tier).
+    Either way the alert resolves only when every occurrence has cleared.
     """
     if session.get(AlertAliasRow, (fingerprint, starts_at)) is not None:
         return True
@@ -94,36 +98,20 @@ def absorb_severity_rise(
         .order_by(AlertRow.id)
         .with_for_update()
     )
-    row = next(
-        (
-            r
-            for r in candidates
-            if incidents.labels_without_severity(r.labels) == identity
-            and incidents.is_severity_rise(r.severity, severity)
-        ),
-        None,
-    )
+    same = [r for r in candidates if incidents.labels_without_severity(r.labels) == identity]
+    row = next((r for r in same if incidents.is_severity_rise(r.severity, severity)), None)
     if row is None:
-        return False
+        higher = next((r for r in same if incidents.is_severity_rise(severity, r.severity)), None)
+        if higher is None:
+            return False
+        join_lower_tier(session, higher, fingerprint, starts_at, severity, now)
+        return True
     name = config.route(labels)
     if name is None:
         return False
     policy = config.policies[name]
     pid = policies.ensure(session, name, policy, now)
-    if session.get(AlertAliasRow, (row.fingerprint, row.starts_at)) is None:
-        session.add(
-            AlertAliasRow(
-                fingerprint=row.fingerprint,
-                starts_at=row.starts_at,
-                alert_id=row.id,
-                severity=row.severity,
-            )
-        )
-    session.add(
-        AlertAliasRow(
-            fingerprint=fingerprint, starts_at=starts_at, alert_id=row.id, severity=severity
-        )
-    )
+    _add_alias(session, row, fingerprint, starts_at, severity)
     old_severity, old_policy = row.severity, row.policy_name
     row.labels, row.annotations = labels, annotations
     row.severity, row.policy_name, row.policy_id = severity, name, pid
@@ -161,3 +149,48 @@ def absorb_severity_rise(
             sla.due_at = min(sla.due_at, due_at)
     maybe_open_incident(session, row, config, now)
     return True
+
+
+def _add_alias(
+    session: Session, row: AlertRow, fingerprint: str, starts_at: datetime, severity: str | None
+) -> None:
+    """Record that the alert now tracks a second occurrence (and its own, first)."""
+    if session.get(AlertAliasRow, (row.fingerprint, row.starts_at)) is None:
+        session.add(
+            AlertAliasRow(
+                fingerprint=row.fingerprint,
+                starts_at=row.starts_at,
+                alert_id=row.id,
+                severity=row.severity,
+            )
+        )
+    session.add(
+        AlertAliasRow(
+            fingerprint=fingerprint, starts_at=starts_at, alert_id=row.id, severity=severity
+        )
+    )
+
+
+def join_lower_tier(
+    session: Session,
+    row: AlertRow,
+    fingerprint: str,
+    starts_at: datetime,
+    severity: str | None,
+    now: datetime,
+) -> None:
+    """A lower tier of an open alert fired (critical first, then its warning twin): the
+    same problem, already paged at the higher severity. It joins the alert as an occurrence:
+    severity, policy, clock and labels stay; no page, no second incident. The alert now
+    resolves when both tiers have cleared (aliased_row), as after a rise."""
+    _add_alias(session, row, fingerprint, starts_at, severity)
+    note(
+        session,
+        row.id,
+        now,
+        "occurrence_joined",
+        f"{severity or '?'} occurrence {fingerprint} of the same problem joined this "
+        f"{row.severity or '?'} alert; severity and policy kept",
+        "alertmanager",
+        "alertmanager",
+    )
