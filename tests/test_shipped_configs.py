@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.helpers import ROOT, SHIPPED_CONFIG
 
 RULES = ROOT / "config" / "prometheus-rules.yml"
 ALERTMANAGER = ROOT / "config" / "alertmanager.yml"
+PROMETHEUS = ROOT / "config" / "prometheus.yml"
 
 # The seed's seven alerts and their severities ("Runbooks"); HealthCheckHighFailureRate
 # also has a critical tier, the "user impact increasing" escalation trigger.
@@ -76,6 +78,38 @@ def test_promtool_accepts_the_rules() -> None:
     done = _run(_tool("promtool"), "check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 8 rules found" in done.stdout
+
+
+def test_promtool_accepts_the_prometheus_config() -> None:
+    # `check config` also loads and checks the rule files the config names.
+    done = _run(_tool("promtool"), "check", "config", str(PROMETHEUS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
+
+
+def test_prometheus_scrapes_the_jobs_the_rules_select() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert [(PROMETHEUS.parent / f).resolve() for f in config["rule_files"]] == [RULES.resolve()]
+    selected = {match for rule in _rules() for match in re.findall(r'job="([^"]+)"', rule["expr"])}
+    assert selected == {"credlink-api"}  # CredlinkServiceDown: up{job="credlink-api"} == 0
+    assert selected <= jobs
+    # Alerts go to the Alertmanager of alertmanager.yml (its default port).
+    (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target.endswith(":9093")
+
+
+def test_alertmanager_token_file_is_relative_to_the_config() -> None:
+    """The quick start's path: the token file next to alertmanager.yml (resolved by
+    Alertmanager against the config's folder; tests/test_e2e_shipped_routing.py proves it
+    with the real binary)."""
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    (hook,) = config["receivers"][0]["webhook_configs"]
+    path = hook["http_config"]["authorization"]["credentials_file"]
+    assert not path.startswith("/") and "credentials" not in hook["http_config"]["authorization"]
+    assert f"> config/{path}" in ALERTMANAGER.read_text()  # the comment says how to create it
+    assert f"config/{path}" in (ROOT / ".gitignore").read_text().split()  # never committed
 
 
 def test_rules_match_the_seed_and_the_escalator_config() -> None:
