@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from escalator.cli import main
+from escalator.cli.main import main
 from tests.helpers import SHIPPED_CONFIG
 
 SID = "AC" + "0123456789abcdef" * 2

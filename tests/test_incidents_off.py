@@ -12,9 +12,8 @@ import yaml
 from sqlalchemy import select
 
 from escalator.config import Config, parse_config
-from escalator.incident_store import IncidentRow
 from escalator.store.db import transaction
-from escalator.store.tables import OutboxRow
+from escalator.store.tables import IncidentRow, OutboxRow
 from tests.helpers import SHIPPED_CONFIG, Rig, am_alert
 
 
