@@ -2,7 +2,7 @@
 
 Each case is a variant of the shipped config/escalator.yaml. Refusals are checked through
 both commands (the real click entry points; `serve` refuses before it opens a database or
-a port), and the error lines must be the same: both run escalator.config_checks.
+a port), and the error lines must be the same: both run escalator.config.checks.
 """
 
 from __future__ import annotations
