@@ -1,5 +1,6 @@
 """Severity identity: an alert whose severity rises keeps its identity (aliased to the
-open row) instead of opening a second page storm.
+open row) instead of opening a second page storm, and a lower tier of an open alert (the
+critical tier fired first) joins it instead of opening a second alert.
 """
 
 from __future__ import annotations
