@@ -20,6 +20,7 @@ from escalator.engine.runner import Runner
 from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.ingest.alertmanager import CommittedFiring
+from escalator.ingest.events_v2_store import Integrations
 from escalator.notify.channels.base import Channel
 from escalator.notify.channels.console import ConsoleChannel
 from escalator.notify.sender import Sender
@@ -88,6 +89,7 @@ class Daemon:
     webhook_token: str | None = None
     api_token: str | None = None
     committed: CommittedFiring = field(default_factory=CommittedFiring)
+    integrations: Integrations | None = None  # PagerDuty Events v2 senders, keys resolved
     services: ServiceContext = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +99,8 @@ class Daemon:
             self.factory, self.config, self.sender.methods, self.policies, self.clock,
             on_change=self.runner.wake,
         )  # fmt: skip
+        if self.integrations is None:
+            self.integrations = Integrations(self.config)
 
     def paging(self, session: Session, now: datetime) -> Paging:
         return Paging(self.config, self.sender.methods, load_overrides(session, now))
@@ -129,6 +133,7 @@ def build_daemon(
     policies = PolicyCache()
     engine = EscalationEngine(factory, config, clock, sender.methods, policies)
     runner = Runner(engine, sender, config.engine.tick_interval)
+    integrations = Integrations(config)  # ValueError when a key has no value
     return Daemon(
         config=config,
         db=db,
@@ -138,6 +143,7 @@ def build_daemon(
         sender=sender,
         runner=runner,
         policies=policies,
+        integrations=integrations,
         webhook_token=config.server.webhook_token.resolve()
         if config.server.webhook_token
         else None,

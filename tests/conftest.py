@@ -58,7 +58,8 @@ def _reset_pg(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE alerts, timeline, outbox, overrides, policies, trigger_episodes CASCADE"
+                "TRUNCATE alerts, timeline, outbox, overrides, policies, trigger_episodes, "
+                "heartbeats, maintenance_windows, change_events CASCADE"
             )
         )
     engine.dispose()

@@ -42,9 +42,10 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
 
 
-def _rules() -> list[dict[str, Any]]:
+def _rules(group: str = "credlink-health") -> list[dict[str, Any]]:
+    """The rules of one group: the seed's alerts, or `meta` (the Watchdog)."""
     data = yaml.safe_load(RULES.read_text())
-    return [rule for group in data["groups"] for rule in group["rules"]]
+    return [rule for g in data["groups"] if g["name"] == group for rule in g["rules"]]
 
 
 def test_amtool_accepts_the_alertmanager_config() -> None:
@@ -77,7 +78,7 @@ def test_alertmanager_routes_every_seed_alert_to_escalator(severity: str) -> Non
 def test_promtool_accepts_the_rules() -> None:
     done = _run(_tool("promtool"), "check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout  # the seed's 8 and the Watchdog
 
 
 def test_promtool_accepts_the_prometheus_config() -> None:
@@ -299,6 +300,16 @@ def _unit_tests() -> dict[str, Any]:
                         ],
                     },
                     {
+                        "eval_time": "1m",
+                        "alertname": "Watchdog",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "none"},
+                                "exp_annotations": _rules("meta")[0]["annotations"],
+                            }
+                        ],
+                    },
+                    {
                         "eval_time": "10m",
                         "alertname": "CredlinkServiceDegraded",
                         "exp_alerts": [
@@ -325,3 +336,35 @@ def test_promtool_unit_tests_fire_each_alert_with_its_labels(tmp_path: Path) -> 
     done = _run(_tool("promtool"), "test", "rules", str(tests))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+def test_watchdog_feeds_the_shipped_heartbeat_and_is_never_paged() -> None:
+    """The Watchdog rule, its Alertmanager route and escalator's heartbeat fit together:
+    the heartbeat's matcher takes the rule's labels, Alertmanager re-sends it to escalator
+    well within the heartbeat's interval + grace, and the heartbeat pages when it stops."""
+    from escalator.config.durations import parse_duration
+    from escalator.ingest import heartbeats
+
+    config = load_config(SHIPPED_CONFIG)
+    (watchdog,) = _rules("meta")
+    labels = {"alertname": watchdog["alert"], **watchdog["labels"]}
+    assert heartbeats.beats_in(labels, config.heartbeats) == ["watchdog"]
+    # No seed alert is mistaken for a beat.
+    for rule in _rules():
+        assert (
+            heartbeats.beats_in({"alertname": rule["alert"], **rule["labels"]}, config.heartbeats)
+            == []
+        )
+    heartbeat = config.heartbeat("watchdog")
+    assert heartbeat is not None
+    # HeartbeatMissed routes to a policy that pages.
+    assert config.route(heartbeats.alert_labels(heartbeat)) == "critical"
+    done = _run(
+        _tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+        "alertname=Watchdog", "severity=none",
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "escalator", done.stdout + done.stderr
+    tree = yaml.safe_load(ALERTMANAGER.read_text())["route"]
+    (route,) = [r for r in tree["routes"] if r.get("matchers") == ['alertname="Watchdog"']]
+    resend = parse_duration(route["repeat_interval"]) + parse_duration(route["group_interval"])
+    assert resend <= heartbeat.interval + heartbeat.grace / 2

@@ -108,6 +108,8 @@ def test_alertmanager_025_body_opens_an_alert_and_queues_level_zero(
         "resolved": [],
         "unrouted": [],
         "ignored": 0,
+        "suppressed": [],
+        "heartbeats": [],
     }
     assert row.fingerprint == "d9f5ab31c1a7e2b4"
     assert row.starts_at.isoformat() == "2026-03-02T18:59:47.123456+00:00"

@@ -20,6 +20,7 @@ from escalator.cli.commands import alerts as commands_alerts
 from escalator.cli.commands import incidents as commands_incidents
 from escalator.cli.commands import paging as commands_paging
 from escalator.cli.commands import roster as commands_roster
+from escalator.cli.commands import sources as commands_sources
 from escalator.cli.support import (
     DEFAULT_CONFIG,
     DEFAULT_PORT,
@@ -80,9 +81,25 @@ def main(
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Serve HTTPS with this certificate (PEM); needs --tls-key.",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="Its key (PEM).")
 @pass_ctx
-def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_level: str) -> None:
+def serve(
+    ctx: Context,
+    serve_config: str | None,
+    host: str,
+    port: int,
+    log_level: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
     """Run the daemon: webhook, engine, sender, API."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give both --tls-cert and --tls-key, or neither")
     import uvicorn
 
     if serve_config is not None:
@@ -124,7 +141,8 @@ def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_leve
         len(config.people),
     )
     log.info("channels: %s", ", ".join(sorted(daemon.sender.methods)) or "none")
-    log.info("Alertmanager webhook: http://%s:%d/webhooks/alertmanager", host, port)
+    scheme = "https" if tls_cert else "http"
+    log.info("Alertmanager webhook: %s://%s:%d/webhooks/alertmanager", scheme, host, port)
     try:
         uvicorn.run(
             create_app(daemon),
@@ -132,6 +150,9 @@ def serve(ctx: Context, serve_config: str | None, host: str, port: int, log_leve
             port=port,
             log_level=log_level,
             access_log=log_level == "debug",
+            # Senders that insist on https (PagerDuty's clients) can reach it directly.
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
         )
     finally:
         daemon.db.dispose()
@@ -196,7 +217,9 @@ def db_upgrade(ctx: Context) -> None:
 
 
 # One registration style: each command module lists its commands in COMMANDS.
-for _module in (commands_alerts, commands_roster, commands_incidents, commands_paging):
+for _module in (
+    commands_alerts, commands_roster, commands_incidents, commands_paging, commands_sources
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -55,6 +55,7 @@ def check(
     findings += _channels(config)
     findings += _incidents(config)
     findings += _routing(config)
+    findings += _sources(config)
     findings += [Finding("warning", "", text) for text in extra_warnings or []]
     return findings
 
@@ -230,3 +231,30 @@ def _incidents(config: Config) -> list[Finding]:
         for t in multiple.targets
         if t.kind == "role" and t.ref not in config.roles
     ]
+
+
+def _sources(config: Config) -> list[Finding]:
+    """Heartbeat tokens and Events v2 routing keys that are configured but have no value:
+    a heartbeat nobody can beat pages as missed; an integration nobody can authenticate
+    as turns every sender away, so `serve` refuses it."""
+    out = []
+    for heartbeat in config.heartbeats:
+        if heartbeat.token is not None and _unset(heartbeat.token):
+            out.append(
+                Finding(
+                    "warning",
+                    f"heartbeats.{heartbeat.name}.token",
+                    f"{_no_value(heartbeat.token)}: POST /heartbeats/{heartbeat.name} will "
+                    "refuse every beat",
+                )
+            )
+    for integration in config.integrations:
+        if _unset(integration.key):
+            out.append(
+                Finding(
+                    "error",
+                    f"integrations.{integration.name}.key",
+                    f"{_no_value(integration.key)}: no sender could authenticate",
+                )
+            )
+    return out

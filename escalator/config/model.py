@@ -253,9 +253,7 @@ class Rotation(ShiftPattern):
                 raise ValueError("give `members` or `layers`, not both")
             misplaced = sorted(set(_PATTERN_KEYS) & self.model_fields_set)
             if misplaced:
-                raise ValueError(
-                    f"{', '.join(misplaced)}: with `layers`, set these on each layer"
-                )
+                raise ValueError(f"{', '.join(misplaced)}: with `layers`, set these on each layer")
             names = [layer.name for layer in self.layers]
             if len(set(names)) != len(names):
                 raise ValueError("layer names must be unique within a rotation")
@@ -342,12 +340,11 @@ class Policy(Strict):
         return self
 
 
-class Route(Strict):
-    """First matching route wins; all of `match` (equality) and `match_re` must hold."""
+class LabelMatcher(Strict):
+    """All of `match` (equality) and `match_re` (anchored regular expressions) must hold."""
 
     match: dict[str, str] = Field(default_factory=dict)
     match_re: dict[str, str] = Field(default_factory=dict)
-    policy: str
 
     @field_validator("match_re")
     @classmethod
@@ -364,6 +361,12 @@ class Route(Strict):
             return False
         # Anchored like Alertmanager's matchers: `critical|warning` must match the whole value.
         return all(re.fullmatch(p, labels.get(k, "")) for k, p in self.match_re.items())
+
+
+class Route(LabelMatcher):
+    """First matching route wins; all of `match` (equality) and `match_re` must hold."""
+
+    policy: str
 
 
 class ConsoleChannel(Strict):
@@ -540,6 +543,86 @@ class Runbook(Strict):
     immediate_actions: list[str] = Field(default_factory=list)
 
 
+class Heartbeat(Strict):
+    """A dead man's switch: something that must beat every `interval`, paged when silent.
+
+    Fed by Alertmanager (`alertmanager`: a matcher for an always-firing alert such as
+    Watchdog; each webhook carrying it is a beat and it is never paged itself) and/or by
+    `POST /heartbeats/{name}` with the bearer `token` (cron jobs, backups). Overdue past
+    `interval + grace`, an alert `alertname=HeartbeatMissed, heartbeat=<name>` opens with
+    `severity` and `labels`, routed like any alert (or to `policy`); the next beat resolves it.
+    """
+
+    name: Identifier
+    interval: Duration
+    grace: Duration = timedelta(0)
+    severity: str = "critical"
+    policy: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    alertmanager: LabelMatcher | None = None
+    token: Secret | None = None
+    summary: str | None = None
+    # After the daemon starts, wait this long before calling a heartbeat missed (default:
+    # interval + grace): a daemon that was down cannot tell a silent source from its own
+    # downtime, and must not page for the latter.
+    startup_grace: Duration | None = None
+
+    @model_validator(mode="after")
+    def _fed_somehow(self) -> Heartbeat:
+        if self.interval <= timedelta(0):
+            raise ValueError("`interval` must be longer than zero")
+        if self.grace < timedelta(0):
+            raise ValueError("`grace` must not be negative")
+        if self.alertmanager is None and self.token is None:
+            raise ValueError(
+                "a heartbeat needs `alertmanager` (a matcher such as {match: {alertname: "
+                "Watchdog}}) and/or `token` (for POST /heartbeats/NAME)"
+            )
+        if self.alertmanager is not None and not (
+            self.alertmanager.match or self.alertmanager.match_re
+        ):
+            raise ValueError("`alertmanager` needs at least one `match` or `match_re` label")
+        return self
+
+    @property
+    def first_wait(self) -> timedelta:
+        return self.startup_grace if self.startup_grace is not None else self.interval + self.grace
+
+
+class Integration(Strict):
+    """A sender of PagerDuty Events API v2 (Grafana, Sentry, Datadog, ...), known by its
+    routing key; its alerts get `labels` and go to `policy` (or through the routes)."""
+
+    name: Identifier
+    key: Secret
+    labels: dict[str, str] = Field(default_factory=dict)
+    policy: str | None = None
+    # PagerDuty's own limit per routing key; past it the answer is 429 (senders retry).
+    rate_limit: RateLimit = RateLimit(max=120, per=timedelta(minutes=1))
+
+
+class RecurringMaintenance(LabelMatcher):
+    """A weekly maintenance window: on `days`, from the wall-clock time `from` in `timezone`
+    for `duration`. Matching alerts that open inside it page no one until it ends."""
+
+    name: Identifier
+    days: Annotated[list[Weekday], BeforeValidator(_weekday_list)] = Field(
+        default_factory=lambda: list(WEEKDAYS), min_length=1
+    )
+    starts: time = Field(alias="from")
+    duration: Duration
+    timezone: TimeZoneName = "UTC"
+    reason: str = "scheduled maintenance"
+
+    @model_validator(mode="after")
+    def _sensible(self) -> RecurringMaintenance:
+        if not (self.match or self.match_re):
+            raise ValueError("a maintenance window needs `match` or `match_re` labels")
+        if not timedelta(0) < self.duration <= timedelta(days=7):
+            raise ValueError("`duration` must be longer than zero and at most 7 days")
+        return self
+
+
 class Config(Strict):
     server: Server = Server()
     engine: Engine = Engine()
@@ -553,6 +636,12 @@ class Config(Strict):
     channels: Channels = Channels()
     incidents: Incidents = Incidents()
     runbooks: dict[str, Runbook] = Field(default_factory=dict)
+    heartbeats: list[Heartbeat] = Field(default_factory=list)
+    integrations: list[Integration] = Field(default_factory=list)
+    maintenance: list[RecurringMaintenance] = Field(default_factory=list)
+
+    def heartbeat(self, name: str) -> Heartbeat | None:
+        return next((h for h in self.heartbeats if h.name == name), None)
 
     def person(self, person_id: str) -> Person | None:
         return next((p for p in self.people if p.id == person_id), None)
@@ -572,15 +661,3 @@ class Config(Strict):
             return self.default_policy
         severity = labels.get("severity")
         return severity if severity in self.policies else None
-
-
-
-
-
-
-
-
-
-
-
-

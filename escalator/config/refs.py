@@ -140,4 +140,15 @@ def reference_problems(data: dict[str, Any]) -> list[Problem]:
         policy(route.get("policy"), ("routes", i, "policy"))
     if data.get("default_policy"):
         policy(data["default_policy"], ("default_policy",))
+    # Heartbeats, integrations and weekly maintenance windows: unique names, known policies.
+    for kind in ("heartbeats", "integrations", "maintenance"):
+        names: set[str] = set()
+        for i, item in _entries(data, kind):
+            name = item.get("name")
+            if isinstance(name, str):
+                if name in names:
+                    problems.append(((kind, i, "name"), f"duplicate name {name!r}"))
+                names.add(name)
+            if item.get("policy") is not None:
+                policy(item.get("policy"), (kind, i, "policy"))
     return problems

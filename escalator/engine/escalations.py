@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escalator.config import Config
 from escalator.engine.incidents import tick_incidents
+from escalator.engine.sources import run_sources
 from escalator.escalation import machine
 from escalator.escalation.apply import state_of
 from escalator.escalation.machine import Tick
@@ -46,29 +47,40 @@ class EscalationEngine:
         self.templates = templates or Templates(config.incidents.templates)
         self._lock = threading.Lock()
         self.notices = ShiftNotices(factory, config, methods)
+        # Heartbeats are not called missed until a grace after this (ingest.heartbeats).
+        self.started_at = clock.now()
 
     def paging(self, session: Session, now: datetime) -> Paging:
         return Paging(self.config, self.methods, load_overrides(session, now))
 
     def tick(self) -> int:
-        """Step every due alert; returns how many were stepped."""
+        """Step every due alert; returns how many were stepped (or released, or opened)."""
         stepped = 0
         with self._lock, TICK_SECONDS.time():
             now = self.clock.now()
+            first = True
             while True:
-                count = self._tick_batch(now)
-                stepped += count
+                count, sourced = self._tick_batch(now, sources=first)
+                stepped += count + sourced
+                first = False
                 if count < self.config.engine.batch_size:
                     break
             self.notices.run(now)  # "you are on call from ... to ..." (escalator.shift_notices)
-            queued = tick_incidents(
-                self.factory, self.config, now, self.methods, self.templates
-            )
+            queued = tick_incidents(self.factory, self.config, now, self.methods, self.templates)
         STEPS.inc(stepped)
         return stepped + queued
 
-    def _tick_batch(self, now: datetime) -> int:
+    def _tick_batch(self, now: datetime, sources: bool = False) -> tuple[int, int]:
+        """(alerts stepped, alerts the source steps released or opened). The source steps
+        run inside the first batch's transaction: on SQLite every transaction takes the
+        write lock, and an idle tick should take it once."""
         with transaction(self.factory) as session:
+            sourced = (
+                run_sources(session, self.config, self.started_at, self.paging(session, now),
+                            self.policies, now)
+                if sources
+                else 0
+            )  # fmt: skip
             rows = list(
                 session.scalars(
                     select(AlertRow)
@@ -79,7 +91,7 @@ class EscalationEngine:
                 )
             )
             if not rows:
-                return 0
+                return 0, sourced
             paging = self.paging(session, now)
             for row in rows:
                 due = row.next_action_at
@@ -88,7 +100,7 @@ class EscalationEngine:
                 record_decision(session, row, decision, paging, now)
                 if due is not None:
                     LAG.observe(max((now - due).total_seconds(), 0.0))
-            return len(rows)
+            return len(rows), sourced
 
 
 TICK_SECONDS = Histogram("escalator_engine_tick_seconds", "Wall time of one engine tick")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,8 +30,13 @@ from escalator.escalation.policies import PolicyCache
 from escalator.incidents.protocol import alert_identity, is_severity_rise
 from escalator.incidents.store import OpenedAlert, alerts_opened, record_decision
 from escalator.ingest.severity import absorb_severity_rise, aliased_row
+from escalator.maintenance.store import active_windows, suppress_new
+from escalator.maintenance.windows import Window, covering
 from escalator.store.tables import AlertAliasRow, AlertRow
 from escalator.store.timeline import timeline_row
+
+# Picks the policy for an alert's labels (Config.route, or a source's fixed policy).
+Router = Callable[[dict[str, str]], str | None]
 
 
 class AMAlert(BaseModel):
@@ -68,6 +74,10 @@ class IngestResult:
     resolved: list[int] = field(default_factory=list)
     unrouted: list[str] = field(default_factory=list)
     ignored: int = 0
+    # Opened inside a maintenance window: tracked, paging no one until it ends.
+    suppressed: list[int] = field(default_factory=list)
+    # Heartbeats this body beat (their alerts are not tracked themselves).
+    heartbeats: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -76,6 +86,8 @@ class IngestResult:
             "resolved": self.resolved,
             "unrouted": self.unrouted,
             "ignored": self.ignored,
+            "suppressed": self.suppressed,
+            "heartbeats": self.heartbeats,
         }
 
 
@@ -136,8 +148,13 @@ def ingest(
     paging: Paging,
     policies: PolicyCache,
     now: datetime,
+    source: str = "alertmanager",
+    route: Router | None = None,
 ) -> IngestResult:
     """Apply one webhook body inside the caller's transaction.
+
+    Other sources (heartbeats, PagerDuty Events v2) come through here too, as bodies of
+    the same shape: `source` names them on the timeline, `route` picks their policy.
 
     Set-based where the volume is: one query finds the known occurrences, and new alerts
     are opened with one insert per table per policy (Alertmanager sends groups of
@@ -170,7 +187,7 @@ def ingest(
         known = existing.get(key)
         if alert.status == "resolved":
             row = session.get(AlertRow, known[0], with_for_update=True) if known else None
-            _resolve(session, row, alert, paging, policies, now, result)
+            _resolve(session, row, alert, paging, policies, now, result, source)
         elif known is not None:
             alert_id, labels, annotations = known
             if labels != alert.labels or annotations != alert.annotations:
@@ -183,7 +200,7 @@ def ingest(
         else:
             to_open.append((key, alert))
     if to_open:
-        _open(session, to_open, config, paging, policies, now, result)
+        _open(session, to_open, config, paging, policies, now, result, source, route)
     return result
 
 
@@ -195,6 +212,8 @@ def _open(
     policies: PolicyCache,
     now: datetime,
     result: IngestResult,
+    source: str = "alertmanager",
+    route: Router | None = None,
 ) -> None:
     # Two tiers of one problem in one body (warning and critical, say): open the highest,
     # then let the others join it (or raise it) as if they had come in a later post.
@@ -222,23 +241,32 @@ def _open(
             )
         )
     )
-    by_policy: dict[str, list[tuple[tuple[str, datetime], AMAlert]]] = {}
+    by_policy: dict[tuple[str, str | None], list[tuple[tuple[str, datetime], AMAlert]]] = {}
+    windows: list[Window] | None = None
+    holding: dict[str | None, Window | None] = {None: None}
     for key, alert in to_open:
         if (key in aliases or identities[key] in open_identities) and absorb_severity_rise(
             session, *key, alert.labels, alert.annotations, config, paging, policies, now
         ):
             result.updated += 1
             continue
-        name = config.route(alert.labels)
+        name = (route or config.route)(alert.labels)
         if name is None:
             result.unrouted.append(alert.fingerprint)
             continue
-        by_policy.setdefault(name, []).append((key, alert))
+        if windows is None:  # one query per body, only when something opens
+            windows = active_windows(session, config, now)
+        window = covering(windows, alert.labels, now) if windows else None
+        if window is not None:
+            holding[window.key] = window
+        by_policy.setdefault((name, window and window.key), []).append((key, alert))
     opened: list[OpenedAlert] = []
-    for name, group in by_policy.items():
-        opened.extend(
-            _open_group(session, name, group, identities, config, paging, policies, now, result)
-        )
+    for (name, window_key), group in by_policy.items():
+        group_opened = _open_group(
+            session, name, group, identities, config, paging, policies, now, result,
+            source, holding[window_key],
+        )  # fmt: skip
+        opened.extend(group_opened)
     if opened:
         alerts_opened(session, opened, config, now)  # response-time SLAs; incidents
 
@@ -270,14 +298,23 @@ def _open_group(
     policies: PolicyCache,
     now: datetime,
     result: IngestResult,
+    source: str = "alertmanager",
+    window: Window | None = None,
 ) -> list[OpenedAlert]:
     """Open alerts that share a policy. Level 0 is decided here, in the same transaction:
     when Alertmanager gets its 2xx the first page is already in the outbox. Every alert
     opened at the same moment under the same policy gets the same decision, so the machine
-    runs once for the group."""
+    runs once for the group.
+
+    Inside a maintenance `window` the escalation clock starts at the window's end, so the
+    machine decides nothing now; the engine releases them then (escalator.maintenance.store).
+    """
     policy = config.policies[name]
     pid = policies.ensure(session, name, policy, now)
-    decision = machine.step(AlertState.opened(now), Tick(), now, policy, paging)
+    state = AlertState.opened(now)
+    if window is not None:
+        state = AlertState(opened_at=now, clock_base=window.ends_at)
+    decision = machine.step(state, Tick(), now, policy, paging)
     state = {k: getattr(decision.state, k) for k in AlertState.__dataclass_fields__}
     values = [
         {
@@ -309,21 +346,27 @@ def _open_group(
     template = effect_rows(0, decision, paging, now)
     rows = EffectRows()
     opened = []
+    held: list[int] = []
     for key, alert in group:
         alert_id = ids.get(key)
         if alert_id is None:  # an HA peer's post opened it first
             result.updated += 1
             continue
-        detail = f"opened from Alertmanager (fingerprint {key[0]}, policy {name})"
-        rows.timeline.append(
-            timeline_row(alert_id, now, "opened", detail, "alertmanager", "alertmanager")
-        )
+        detail = f"opened from {_SOURCES.get(source, source)} (fingerprint {key[0]}, policy {name})"
+        rows.timeline.append(timeline_row(alert_id, now, "opened", detail, source, source))
         mine = template.for_alert(alert_id)
         rows.timeline.extend(mine.timeline)
         rows.outbox.extend(mine.outbox)
-        opened.append(OpenedAlert(alert_id, alert.labels.get("severity"), name))
         result.opened.append(alert_id)
+        if window is None:
+            opened.append(OpenedAlert(alert_id, alert.labels.get("severity"), name))
+        else:  # no incident, no response-time SLA: not until it escalates
+            held.append(alert_id)
     write_rows(session, rows)
+    if held:
+        assert window is not None
+        suppress_new(session, window, held, now)
+        result.suppressed.extend(held)
     return opened
 
 
@@ -335,6 +378,7 @@ def _resolve(
     policies: PolicyCache,
     now: datetime,
     result: IngestResult,
+    source: str = "alertmanager",
 ) -> None:
     row, held = aliased_row(session, row, alert.fingerprint, _utc(alert.startsAt), now)
     if held:  # one occurrence of an alert whose severity rose cleared; the other fires on
@@ -347,8 +391,13 @@ def _resolve(
     if alert.endsAt is not None and alert.endsAt.year > 1:
         row.ends_at = _utc(alert.endsAt)
     policy = policies.get(session, row.policy_id)
-    decision = machine.step(
-        state_of(row), Resolve(by="alertmanager", via="alertmanager"), now, policy
-    )
+    decision = machine.step(state_of(row), Resolve(by=source, via=source), now, policy)
     record_decision(session, row, decision, paging, now)
     result.resolved.append(row.id)
+
+
+_SOURCES = {
+    "alertmanager": "Alertmanager",
+    "heartbeat": "a missed heartbeat",
+    "events_v2": "PagerDuty Events API v2",
+}

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escalator.config import Config, Target
+from escalator.maintenance.store import SuppressionRow, held_alerts
 from escalator.roster.oncall import Override, on_call, resolve_target
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 
@@ -18,7 +19,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def alert_summary(row: AlertRow) -> dict[str, Any]:
+def alert_summary(row: AlertRow, held: SuppressionRow | None = None) -> dict[str, Any]:
+    """`held`: the maintenance window holding the alert back, if one does."""
     return {
         "id": row.id,
         "alertname": row.alertname,
@@ -36,6 +38,7 @@ def alert_summary(row: AlertRow) -> dict[str, Any]:
         "fingerprint": row.fingerprint,
         "labels": row.labels,
         "summary": row.annotations.get("summary", ""),
+        "maintenance": None if held is None else {"window": held.window, "until": _iso(held.until)},
     }
 
 
@@ -45,7 +48,9 @@ def list_alerts(
     query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)
     if not include_resolved:
         query = query.where(AlertRow.status != "resolved")
-    return [alert_summary(row) for row in session.scalars(query)]
+    rows = list(session.scalars(query))
+    held = held_alerts(session, [row.id for row in rows]) if rows else {}
+    return [alert_summary(row, held.get(row.id)) for row in rows]
 
 
 def show_alert(session: Session, alert_id: int) -> dict[str, Any] | None:
@@ -59,7 +64,7 @@ def show_alert(session: Session, alert_id: int) -> dict[str, Any] | None:
         select(OutboxRow).where(OutboxRow.alert_id == alert_id).order_by(OutboxRow.id)
     )
     return {
-        **alert_summary(row),
+        **alert_summary(row, held_alerts(session, [row.id]).get(row.id)),
         "annotations": row.annotations,
         "generator_url": row.generator_url,
         "timeline": [

@@ -243,3 +243,72 @@ class TriggerEpisodeRow(Base):
     alert_ids: Mapped[list[int]] = mapped_column(JSON)
     episodes: Mapped[int]
     updated_at: Mapped[datetime]
+
+
+# Heartbeats, maintenance windows and Events v2 change events (issue 13) ----------------
+
+
+class HeartbeatRow(Base):
+    __tablename__ = "heartbeats"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # When this daemon's config first named it: the clock of a heartbeat that never beat.
+    first_seen_at: Mapped[datetime]
+    last_beat_at: Mapped[datetime | None]
+    last_via: Mapped[str | None] = mapped_column(String(50))
+    beats: Mapped[int]
+    # waiting (never beat), ok, missed (an alert is open for it)
+    state: Mapped[str] = mapped_column(String(20))
+    # The deadline it missed: the startsAt of its HeartbeatMissed occurrence.
+    missed_at: Mapped[datetime | None]
+    alert_id: Mapped[int | None] = mapped_column(Id, ForeignKey("alerts.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime]
+
+
+class MaintenanceRow(Base):
+    """A window added by a person (`escalator maintenance add`, the HTTP API)."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_ends_at", "ends_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    match: Mapped[dict[str, Any]] = mapped_column(JSON)
+    match_re: Mapped[dict[str, Any]] = mapped_column(JSON)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    include_open: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class SuppressionRow(Base):
+    """An alert held by a window until `until`; `released_at` once the engine let it go."""
+
+    __tablename__ = "alert_suppressions"
+    __table_args__ = (Index("ix_alert_suppressions_due", "released_at", "until"),)
+    alert_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    window: Mapped[str] = mapped_column(String(250))
+    reason: Mapped[str] = mapped_column(Text)
+    until: Mapped[datetime]
+    # True: opened inside the window (its incident and SLA start at release). False: it was
+    # already escalating and `--include-open` held it (those exist already).
+    opened_inside: Mapped[bool] = mapped_column(Boolean)
+    released_at: Mapped[datetime | None]
+
+
+class ChangeEventRow(Base):
+    """A change event (a deploy, a config push): kept, and noted on the alerts open then."""
+
+    __tablename__ = "change_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    integration: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    timestamp: Mapped[datetime | None]
+    custom_details: Mapped[Any] = mapped_column(JSON, nullable=True)
+    links: Mapped[Any] = mapped_column(JSON)
+    alerts_noted: Mapped[int]

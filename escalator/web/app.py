@@ -5,6 +5,9 @@
 - `calendar`  rotation feeds for calendar apps (`server.api_token`)
 - `twilio`    SMS and voice replies and delivery reports (signed by Twilio)
 - `health`    /healthz, /readyz and /metrics
+- `heartbeats` POST /heartbeats/{name} (each heartbeat's own token), the heartbeat list
+- `maintenance` maintenance windows (`server.api_token`)
+- `events_v2` PagerDuty's Events API v2 (the routing key in the body)
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from fastapi import FastAPI
 
 from escalator.daemon import Daemon
 from escalator.web.api import api_router
-from escalator.web.auth import authorized, install_error_handlers, is_loopback
+from escalator.web.auth import authorized, install_error_handlers, is_loopback, read_body
 from escalator.web.calendar import calendar_router
+from escalator.web.events_v2 import events_v2_router
 from escalator.web.health import health_router
+from escalator.web.heartbeats import heartbeats_router
+from escalator.web.maintenance import maintenance_router
 from escalator.web.twilio import twilio_router
 from escalator.web.webhooks import webhooks_router
 
@@ -45,4 +51,7 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
     app.include_router(api_router(daemon))
     app.include_router(calendar_router(daemon, lambda r: authorized(r, daemon.api_token)))
     app.include_router(twilio_router(daemon))  # signed by Twilio, not by bearer token
+    app.include_router(heartbeats_router(daemon, lambda r: authorized(r, daemon.api_token)))
+    app.include_router(maintenance_router(daemon, lambda r: authorized(r, daemon.api_token)))
+    app.include_router(events_v2_router(daemon, read_body))  # the routing key authenticates
     return app

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from escalator.daemon import Daemon
 from escalator.ingest.alertmanager import AMWebhook, IngestResult, ingest
+from escalator.ingest.heartbeat_store import record_beats, split_beats
 from escalator.store.db import transaction
 from escalator.web.auth import authorized, error, read_body, validation_details
 
@@ -51,7 +52,10 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             return error(
                 422, "not an Alertmanager version 4 webhook body", details=validation_details(exc)
             )
-        if daemon.committed.covers(payload):  # a repeat of what is already durable
+        # Heartbeat alerts (Watchdog) are beats, never tracked: a body carrying one always
+        # takes the database path, since the beat itself is what must be recorded.
+        beats, payload = split_beats(payload, config)
+        if not beats and daemon.committed.covers(payload):  # a repeat already durable
             for alert in payload.alerts:
                 ALERTS_IN.labels(alert.status).inc()
             WEBHOOKS.labels("200").inc()
@@ -60,7 +64,7 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             )
         try:
             # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
-            result = await run_in_threadpool(_ingest, payload)
+            result = await run_in_threadpool(_ingest, payload, beats)
         except DBAPIError as exc:
             WEBHOOKS.labels("503").inc()
             log.error("store unavailable: %s", exc)
@@ -70,6 +74,8 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             ALERTS_IN.labels(alert.status).inc()
         if result.opened:
             daemon.runner.wake_sender()  # level 0 is already in the outbox
+        if beats and result.resolved:
+            daemon.runner.wake()
         if result.unrouted:
             log.warning(
                 "no route or default policy for %d alert(s): %s",
@@ -79,11 +85,18 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
         WEBHOOKS.labels("200").inc()
         return JSONResponse({"status": "ok", **result.as_dict()})
 
-    def _ingest(payload: AMWebhook) -> IngestResult:
+    def _ingest(payload: AMWebhook, beats: set[str]) -> IngestResult:
         now = daemon.clock.now()
         with transaction(daemon.factory) as session:
-            return ingest(
-                session, payload, config, daemon.paging(session, now), daemon.policies, now
+            paging = daemon.paging(session, now)
+            resolved = (
+                record_beats(session, beats, "alertmanager", config, paging, daemon.policies, now)
+                if beats
+                else []
             )
+            result = ingest(session, payload, config, paging, daemon.policies, now)
+            result.heartbeats = sorted(beats)
+            result.resolved.extend(resolved)
+            return result
 
     return router

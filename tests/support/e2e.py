@@ -96,6 +96,32 @@ def alertmanager_config(path: Path, escalator_port: int, token: str) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+ALERTMANAGER_SHIPPED = ROOT / "config" / "alertmanager.yml"
+
+
+def shipped_alertmanager_config(path: Path, escalator_port: int, token: str) -> dict[str, Any]:
+    """config/alertmanager.yml itself (its routes, the Watchdog's included), pointed at the
+    test daemon with the test token, every wait of the routing tree shrunk sixty-fold
+    (at least a second): the Watchdog's one-minute repeat becomes a second."""
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_SHIPPED.read_text())
+
+    def shrink(route: dict[str, Any]) -> None:
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            if key in route:
+                seconds = parse_duration(route[key]).total_seconds() / 60
+                route[key] = f"{max(1, round(seconds))}s" if key != "group_wait" else "0s"
+        for child in route.get("routes", []):
+            shrink(child)
+
+    shrink(config["route"])
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = f"http://127.0.0.1:{escalator_port}/webhooks/alertmanager"
+            hook["http_config"] = {"authorization": {"type": "Bearer", "credentials": token}}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
 # "[escalator] PAGE alice (rotation primary) level 0: [CRITICAL] #1 ..." (notify/console.py)
 _PAGE_LINE = re.compile(
     r"^\[escalator\] (?P<kind>PAGE|NOTIFY) (?P<who>#?[\w.-]+)\b.*?\blevel (?P<level>\d+)\b"

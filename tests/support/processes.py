@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -105,15 +106,22 @@ def _spawn(
     return ManagedProcess(name, list(argv), popen, stdout_path, stderr_path)
 
 
-def wait_ready(process: ManagedProcess, url: str, timeout: float = START_TIMEOUT) -> None:
-    """Poll `url` until it answers 200; raise with the logs if the process dies or times out."""
+def wait_ready(
+    process: ManagedProcess,
+    url: str,
+    timeout: float = START_TIMEOUT,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
+    """Poll `url` until it answers 200; raise with the logs if the process dies or times out.
+
+    `verify`: trusts the test certificate of a daemon serving HTTPS."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         if not process.alive():
             raise ProcessError(f"{process.name} exited while starting\n{process.logs()}")
         try:
-            response = httpx.get(url, timeout=2.0)
+            response = httpx.get(url, timeout=2.0, verify=verify)
             if response.status_code == 200:
                 return
             last = f"{response.status_code} {response.text[:200]}"
@@ -152,10 +160,12 @@ def start_escalator(
     port: int,
     env: Mapping[str, str],
     config_after_serve: bool = False,
+    tls: tuple[Path, Path] | None = None,
 ) -> ManagedProcess:
     """`escalator --config C --database-url D serve --port P` on 127.0.0.1; waits for /readyz.
 
     `config_after_serve` spells it `escalator ... serve --config C`, as the README does.
+    `tls` (certificate, key) serves HTTPS; the certificate is also the CA that trusts it.
     """
     config = ["--config", str(config_path)]
     argv = [
@@ -170,10 +180,13 @@ def start_escalator(
         "--port",
         str(port),
     ]
+    if tls is not None:
+        argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     process = _spawn("escalator", argv, workdir, env)
-    process.base_url = f"http://127.0.0.1:{port}"
+    process.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        wait_ready(process, f"{process.base_url}/readyz")
+        trust = ssl.create_default_context(cafile=str(tls[0])) if tls else True
+        wait_ready(process, f"{process.base_url}/readyz", verify=trust)
     except BaseException:
         process.stop()
         raise

@@ -123,7 +123,7 @@ def list_(ctx: Context, all_: bool, output: str) -> None:
     rows = [
         [
             f"#{a['id']}",
-            a["status"],
+            a["status"] + (" (maintenance)" if a.get("maintenance") else ""),
             str(a["level"]),
             a["severity"] or "-",
             a["alertname"],
@@ -157,6 +157,9 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
         click.echo(f"  {shown['summary']}")
     labels = ", ".join(f"{k}={v}" for k, v in sorted(shown["labels"].items()))
     click.echo(f"  labels: {labels}")
+    if shown.get("maintenance") and shown["status"] != "resolved":
+        held = shown["maintenance"]
+        click.echo(f"  held by maintenance {held['window']} until {held['until']}")
     if shown["status"] != "resolved" and shown["next_action_at"]:
         click.echo(f"  next escalation: {shown['next_action_at']} ({age(shown['next_action_at'])})")
     click.echo("timeline:")

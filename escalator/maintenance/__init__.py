@@ -1,0 +1,1 @@
+"""Maintenance windows: the pure rules (`windows`) and their store (`store`)."""

@@ -1,0 +1,116 @@
+"""`POST /v2/enqueue` and `POST /v2/change/enqueue`: PagerDuty's Events API v2, same
+paths, same bodies, same answers, so a tool configured for PagerDuty can point at escalator.
+
+The routing key in the body is the credential (as at PagerDuty); it is compared in
+constant time against every configured integration. Answers: 202 only after the
+transaction committed; 400 `invalid event` with the reasons and nothing written; 429 past
+the integration's rate limit (senders back off and retry); 503 when the store is down
+(senders retry 5xx).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+
+from escalator.config import Integration
+from escalator.daemon import Daemon
+from escalator.ingest import events_v2
+from escalator.ingest.events_v2 import InvalidEvent
+from escalator.ingest.events_v2_store import change, enqueue
+from escalator.store.db import transaction
+
+EVENTS = Counter(
+    "escalator_events_v2_requests_total", "Events API v2 requests by path and answer",
+    ["path", "code"],
+)  # fmt: skip
+
+ReadBody = Callable[[Request, int], Awaitable[bytes | None]]
+
+
+def _answer(code: int, body: dict[str, Any], path: str) -> JSONResponse:
+    EVENTS.labels(path, str(code)).inc()
+    return JSONResponse(body, status_code=code)
+
+
+def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
+    router = APIRouter()
+    config = daemon.config
+    integrations = daemon.integrations
+
+    async def _accept(
+        request: Request, path: str, parse: Callable[[Any], Any]
+    ) -> tuple[Any, Integration] | JSONResponse:
+        """The parsed event and its integration, or the PagerDuty-shaped refusal."""
+        limit = config.server.max_body_bytes
+        raw = await read_body(request, limit)
+        if raw is None:
+            return _answer(
+                413, {**events_v2.INVALID, "errors": [f"Event larger than {limit} bytes"]}, path
+            )
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _answer(400, {**events_v2.INVALID, "errors": ["Malformed JSON"]}, path)
+        try:
+            event = parse(body)
+        except InvalidEvent as exc:
+            return _answer(400, exc.answer(), path)
+        integration = integrations.find(event.routing_key)
+        if integration is None:
+            return _answer(400, {**events_v2.INVALID, "errors": ["Invalid routing key"]}, path)
+        if not integrations.allow(integration):
+            return _answer(429, events_v2.THROTTLED, path)
+        return event, integration
+
+    @router.post("/v2/enqueue", status_code=202)
+    async def enqueue_event(request: Request) -> Response:
+        path = "/v2/enqueue"
+        accepted = await _accept(request, path, events_v2.parse_event)
+        if isinstance(accepted, JSONResponse):
+            return accepted
+        event, integration = accepted
+        now = daemon.clock.now()
+
+        def run() -> str:
+            with transaction(daemon.factory) as session:
+                return enqueue(
+                    session, event, integration, config, daemon.paging(session, now),
+                    daemon.policies, now,
+                )  # fmt: skip
+
+        try:
+            dedup_key = await run_in_threadpool(run)
+        except DBAPIError:
+            return _answer(503, {"status": "error", "message": "store unavailable"}, path)
+        daemon.runner.wake()
+        daemon.runner.wake_sender()
+        return _answer(202, {**events_v2.ACCEPTED, "dedup_key": dedup_key}, path)
+
+    @router.post("/v2/change/enqueue", status_code=202)
+    async def enqueue_change(request: Request) -> Response:
+        path = "/v2/change/enqueue"
+        accepted = await _accept(request, path, events_v2.parse_change)
+        if isinstance(accepted, JSONResponse):
+            return accepted
+        event, integration = accepted
+        now = daemon.clock.now()
+
+        def run() -> int:
+            with transaction(daemon.factory) as session:
+                return change(session, event, integration, now)
+
+        try:
+            await run_in_threadpool(run)
+        except DBAPIError:
+            return _answer(503, {"status": "error", "message": "store unavailable"}, path)
+        return _answer(202, events_v2.CHANGE_ACCEPTED, path)
+
+    return router
