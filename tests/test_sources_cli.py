@@ -74,7 +74,8 @@ def test_maintenance_commands_on_the_database(sqlite_url: str) -> None:
 )
 def test_maintenance_add_refuses_bad_input(sqlite_url: str, args: list[str], message: str) -> None:
     upgrade(make_engine(sqlite_url))
-    result = cli(sqlite_url, "maintenance", "add", *args)
+    who = [] if "--as" in args else ["--as", "erin"]  # the service layer's actor rule
+    result = cli(sqlite_url, "maintenance", "add", *args, *who)
     assert result.exit_code != 0
     assert message in result.output
     assert "no maintenance windows" in cli(sqlite_url, "maintenance", "list").output
@@ -82,7 +83,8 @@ def test_maintenance_add_refuses_bad_input(sqlite_url: str, args: list[str], mes
 
 def test_maintenance_end_of_an_unknown_window(sqlite_url: str) -> None:
     upgrade(make_engine(sqlite_url))
-    assert "no maintenance window 7" in cli(sqlite_url, "maintenance", "end", "7").output
+    missing = cli(sqlite_url, "maintenance", "end", "7", "--as", "erin")
+    assert missing.exit_code != 0 and "no maintenance window 7" in missing.output
     weekly = cli(sqlite_url, "maintenance", "end", "config:sunday")
     assert weekly.exit_code != 0 and "end on their own" in weekly.output
 

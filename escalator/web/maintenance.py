@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -14,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from escalator.config import Duration, LabelMatcher
 from escalator.daemon import Daemon
-from escalator.maintenance.store import add_window, end_window, list_windows, window_of
+from escalator.maintenance.store import list_windows
+from escalator.services import maintenance
+from escalator.services.context import Actor, NotFound, ServiceError
 from escalator.store.db import transaction
 
 
@@ -55,34 +57,24 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
     async def add(request: Request, body: AddWindow) -> Response:
         if not authorized(request):
             return _error(401, "missing or wrong bearer token")
-        if config.person(body.by) is None:
-            return _error(422, f"unknown person {body.by!r}")
-        if (body.duration is None) == (body.until is None):
-            return _error(422, "give exactly one of `for` (a duration) or `until` (a time)")
         try:
             matcher = LabelMatcher(match=body.match, match_re=body.match_re)
         except ValidationError as exc:
             return _error(422, str(exc.errors()[0]["msg"]))
-        now = daemon.clock.now()
-        if body.until is not None and body.until.tzinfo is None:
-            return _error(422, "`until` needs a UTC offset")
-        ends = now + body.duration if body.duration is not None else body.until
-        assert ends is not None
-        if ends <= now or ends - now > timedelta(days=31):
-            return _error(422, "the window must end in the future, within 31 days")
+        actor = Actor(body.by, "api")
 
         def run() -> dict[str, object]:
-            with transaction(daemon.factory) as session:
-                added = add_window(
-                    session, matcher, now, ends, body.reason, body.by, body.include_open,
-                    daemon.policies, now,
-                )  # fmt: skip
-                return {"id": added.window.key, "held": added.held,
-                        "starts_at": now.isoformat(), "ends_at": ends.isoformat()}  # fmt: skip
+            added = maintenance.add(
+                daemon.services, actor, matcher, body.reason, for_=body.duration,
+                until=body.until, include_open=body.include_open,
+            )  # fmt: skip
+            return added.as_dict()
 
         try:
             created = await run_in_threadpool(run)
-        except ValueError as exc:
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except ServiceError as exc:
             return _error(422, str(exc))
         except DBAPIError:
             return _error(503, "store unavailable, retry later")
@@ -92,25 +84,15 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
     async def end(request: Request, window_id: int, body: EndWindow) -> Response:
         if not authorized(request):
             return _error(401, "missing or wrong bearer token")
-        if config.person(body.by) is None:
-            return _error(422, f"unknown person {body.by!r}")
-        now = daemon.clock.now()
-
-        def run() -> dict[str, object] | None:
-            with transaction(daemon.factory) as session:
-                row = end_window(session, window_id, body.by, now)
-                if row is None:
-                    return None
-                window = window_of(row)
-                return {"id": window.key, "ends_at": window.ends_at.isoformat()}
-
+        actor = Actor(body.by, "api")
         try:
-            ended = await run_in_threadpool(run)
+            ended = await run_in_threadpool(maintenance.end, daemon.services, actor, window_id)
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except ServiceError as exc:
+            return _error(422, str(exc))
         except DBAPIError:
             return _error(503, "store unavailable, retry later")
-        if ended is None:
-            return _error(404, f"no maintenance window {window_id}")
-        daemon.runner.wake()  # release what it held on this tick, not the next
         return JSONResponse(ended)
 
     return router
