@@ -5,6 +5,7 @@
 - `calendar`  rotation feeds for calendar apps (`server.api_token`)
 - `twilio`    SMS and voice replies and delivery reports (signed by Twilio)
 - `health`    /healthz, /readyz and /metrics
+- `ui`        the web console under /ui/ (its own logins, sessions and CSRF)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from escalator.web.auth import authorized, install_error_handlers, is_loopback
 from escalator.web.calendar import calendar_router
 from escalator.web.health import health_router
 from escalator.web.twilio import twilio_router
+from escalator.web.ui import install_console
 from escalator.web.webhooks import webhooks_router
 
 __all__ = ["create_app", "is_loopback"]
@@ -45,4 +47,5 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
     app.include_router(api_router(daemon))
     app.include_router(calendar_router(daemon, lambda r: authorized(r, daemon.api_token)))
     app.include_router(twilio_router(daemon))  # signed by Twilio, not by bearer token
+    install_console(app, daemon)  # the web console under /ui/ (its own auth and CSRF)
     return app
