@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("ingest.py", "latency.py", "scale.py", "storm.py")
+SCRIPTS = ("ingest.py", "latency.py", "scale.py", "storm.py", "ui.py")
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from escalator.cli.commands import alerts as commands_alerts
+from escalator.cli.commands import console as commands_console
 from escalator.cli.commands import incidents as commands_incidents
 from escalator.cli.commands import paging as commands_paging
 from escalator.cli.commands import roster as commands_roster
@@ -218,7 +219,12 @@ def db_upgrade(ctx: Context) -> None:
 
 # One registration style: each command module lists its commands in COMMANDS.
 for _module in (
-    commands_alerts, commands_roster, commands_incidents, commands_paging, commands_sources
+    commands_alerts,
+    commands_roster,
+    commands_incidents,
+    commands_paging,
+    commands_sources,
+    commands_console,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

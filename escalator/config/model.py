@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PlainSerializer,
     field_validator,
     model_validator,
@@ -447,7 +448,21 @@ class Channels(Strict):
     incident_labels: list[str] = Field(default_factory=lambda: ["alertname"])
 
 
+class ConsoleAuth(Strict):
+    """Who may use the web console (/ui/) and how a person is recognised there.
+
+    Behind an authenticating proxy (oauth2-proxy and the like) list the proxy's addresses:
+    `header` is believed only on connections from them, and names a person by email.
+    Without one, people log in with a personal token (`escalator ui-token PERSON`).
+    """
+
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    header: str = Field(default="X-Forwarded-Email", pattern=r"^[A-Za-z0-9-]+$")
+    session_lifetime: Duration = timedelta(hours=12)
+
+
 class Server(Strict):
+    console: ConsoleAuth = ConsoleAuth()
     webhook_token: Secret | None = None
     api_token: Secret | None = None
     max_body_bytes: int = Field(default=1 << 20, ge=1024)

@@ -153,49 +153,59 @@ def load(
     session: Session, since: datetime, until: datetime
 ) -> tuple[list[AlertRecord], list[PageRecord]]:
     """Alerts opened in [since, until), their first ack, SLA and the pages sent for them."""
-    alerts = list(
-        session.scalars(
-            select(AlertRow)
-            .where(AlertRow.opened_at >= since, AlertRow.opened_at < until)
-            .order_by(AlertRow.id)
+    # The columns the report uses, not whole rows: decoding every alert's labels and
+    # annotations (JSON) was most of the time with thousands of alerts in the window.
+    alerts = session.execute(
+        select(
+            AlertRow.id,
+            AlertRow.alertname,
+            AlertRow.severity,
+            AlertRow.opened_at,
+            AlertRow.level,
+            AlertRow.resolved_at,
         )
+        .where(AlertRow.opened_at >= since, AlertRow.opened_at < until)
+        .order_by(AlertRow.id)
+    ).all()
+    # One query per table, joined to the same window, rather than IN lists of ids in
+    # chunks: with 10,000 alerts the chunks were 60 statements of 500 parameters each.
+    window = (
+        AlertRow.opened_at >= since,
+        AlertRow.opened_at < until,
     )
-    ids = [a.id for a in alerts]
     first_ack: dict[int, tuple[datetime, str | None]] = {}
     breached: set[int] = set()
     page_count: Counter[int] = Counter()
     pages: list[PageRecord] = []
-    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        for alert_id, at, actor in session.execute(
-            select(TimelineRow.alert_id, TimelineRow.at, TimelineRow.actor)
-            .where(TimelineRow.alert_id.in_(chunk), TimelineRow.kind == "acknowledged")
-            .order_by(TimelineRow.id)
-        ):
-            first_ack.setdefault(alert_id, (at, actor))
-        breached.update(
-            session.scalars(
-                select(AlertSlaRow.alert_id).where(
-                    AlertSlaRow.alert_id.in_(chunk), AlertSlaRow.breached_at.is_not(None)
-                )
-            )
+    for alert_id, at, actor in session.execute(
+        select(TimelineRow.alert_id, TimelineRow.at, TimelineRow.actor)
+        .join(AlertRow, AlertRow.id == TimelineRow.alert_id)
+        .where(*window, TimelineRow.kind == "acknowledged")
+        .order_by(TimelineRow.id)
+    ):
+        first_ack.setdefault(alert_id, (at, actor))
+    breached.update(
+        session.scalars(
+            select(AlertSlaRow.alert_id)
+            .join(AlertRow, AlertRow.id == AlertSlaRow.alert_id)
+            .where(*window, AlertSlaRow.breached_at.is_not(None))
         )
-        for alert_id, kind, recipient, n in session.execute(
-            select(
-                OutboxRow.alert_id,
-                OutboxRow.recipient_kind,
-                OutboxRow.recipient,
-                func.count(),
-            )
-            .where(
-                OutboxRow.alert_id.in_(chunk),
-                OutboxRow.status == "sent",
-                OutboxRow.urgency == "page",
-            )
-            .group_by(OutboxRow.alert_id, OutboxRow.recipient_kind, OutboxRow.recipient)
-        ):
-            page_count[alert_id] += n
-            if kind == "person":
-                pages.extend(PageRecord(alert_id, recipient) for _ in range(n))
+    )
+    for alert_id, kind, recipient, n in session.execute(
+        select(
+            OutboxRow.alert_id,
+            OutboxRow.recipient_kind,
+            OutboxRow.recipient,
+            func.count(),
+        )
+        .join(AlertRow, AlertRow.id == OutboxRow.alert_id)
+        .where(*window, OutboxRow.status == "sent", OutboxRow.urgency == "page")
+        .group_by(OutboxRow.alert_id, OutboxRow.recipient_kind, OutboxRow.recipient)
+        .order_by(OutboxRow.alert_id)
+    ):
+        page_count[alert_id] += n
+        if kind == "person":
+            pages.extend(PageRecord(alert_id, recipient) for _ in range(n))
     records = []
     for a in alerts:
         ack = first_ack.get(a.id)

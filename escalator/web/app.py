@@ -8,6 +8,7 @@
 - `heartbeats` POST /heartbeats/{name} (each heartbeat's own token), the heartbeat list
 - `maintenance` maintenance windows (`server.api_token`)
 - `events_v2` PagerDuty's Events API v2 (the routing key in the body)
+- `ui`        the web console under /ui/ (its own logins, sessions and CSRF)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from escalator.web.health import health_router
 from escalator.web.heartbeats import heartbeats_router
 from escalator.web.maintenance import maintenance_router
 from escalator.web.twilio import twilio_router
+from escalator.web.ui import install_console
 from escalator.web.webhooks import webhooks_router
 
 __all__ = ["create_app", "is_loopback"]
@@ -54,4 +56,5 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
     app.include_router(heartbeats_router(daemon, lambda r: authorized(r, daemon.api_token)))
     app.include_router(maintenance_router(daemon, lambda r: authorized(r, daemon.api_token)))
     app.include_router(events_v2_router(daemon, read_body))  # the routing key authenticates
+    install_console(app, daemon)  # the web console under /ui/ (its own auth and CSRF)
     return app
