@@ -19,6 +19,7 @@ from escalator.web.api import api_router
 from escalator.web.auth import authorized, install_error_handlers, is_loopback
 from escalator.web.calendar import calendar_router
 from escalator.web.health import health_router
+from escalator.web.slack import slack_router
 from escalator.web.twilio import twilio_router
 from escalator.web.webhooks import webhooks_router
 
@@ -45,4 +46,5 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
     app.include_router(api_router(daemon))
     app.include_router(calendar_router(daemon, lambda r: authorized(r, daemon.api_token)))
     app.include_router(twilio_router(daemon))  # signed by Twilio, not by bearer token
+    app.include_router(slack_router(daemon))  # signed by Slack (X-Slack-Signature)
     return app
