@@ -553,10 +553,20 @@ def test_escalate_now_snooze_and_a_cli_resolve(rig: Rig, sqlite_url: str) -> Non
     assert until - acked_at == timedelta(minutes=30)
     wait_for("the card showing the snooze", lambda: _shows(pinned, "snoozed until"))
 
-    # A resolve typed in a terminal (the CLI on the database, no config, no Slack token)
-    # updates the Slack cards too: the daemon carries the update out.
+    # A resolve typed in a terminal (the CLI on the database with the config file but no
+    # Slack token) updates the Slack cards too: the daemon carries the update out.
+    config = str(rig.tmp / "escalator.yaml")
     run_cli(
-        ["--database-url", sqlite_url, "resolve", str(alert_id), "--as", "alice"],
+        [
+            "--config",
+            config,
+            "--database-url",
+            sqlite_url,
+            "resolve",
+            str(alert_id),
+            "--as",
+            "alice",
+        ],
         clean_env(),
         rig.tmp,
     )
