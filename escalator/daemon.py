@@ -23,6 +23,7 @@ from escalator.ingest.alertmanager import CommittedFiring
 from escalator.ingest.events_v2_store import Integrations
 from escalator.notify.channels.base import Channel
 from escalator.notify.channels.console import ConsoleChannel
+from escalator.notify.channels.slack import SlackApp
 from escalator.notify.sender import Sender
 from escalator.roster.overrides import load_overrides
 from escalator.services.context import ServiceContext
@@ -73,6 +74,10 @@ def build_channels(config: Config) -> dict[str, Channel]:
                 raise ValueError(f"channels.{name}: {key}: {secret.describe()} has no value")
             resolved[key] = value
         channels[name] = cls(resolved, section.timeout.total_seconds())
+    if settings.slack is not None:
+        from escalator.notify.channels.slack import SlackApp, SlackChannel
+
+        channels["slack"] = SlackChannel(SlackApp(config))
     return channels
 
 
@@ -90,6 +95,7 @@ class Daemon:
     api_token: str | None = None
     committed: CommittedFiring = field(default_factory=CommittedFiring)
     integrations: Integrations | None = None  # PagerDuty Events v2 senders, keys resolved
+    slack: SlackApp | None = None  # the Slack app, when channels.slack is configured
     services: ServiceContext = field(init=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +112,8 @@ class Daemon:
         return Paging(self.config, self.sender.methods, load_overrides(session, now))
 
     def start(self) -> None:
+        if self.slack is not None:
+            self.slack.check_auth_soon()  # a bad token shows in /readyz from the start
         self.runner.start()
 
     def stop(self) -> None:
@@ -130,6 +138,10 @@ def build_daemon(
     sender_db = make_engine(database_url, durable=False)
     event.listen(db, "engine_disposed", lambda _engine: sender_db.dispose())
     sender = Sender(session_factory(sender_db), channels, clock, config.engine, config=config)
+    slack = getattr(channels.get("slack"), "app", None)
+    if slack is not None:
+        slack.clock = clock
+        slack.bind(factory)  # where it remembers its messages and incident channels
     policies = PolicyCache()
     engine = EscalationEngine(factory, config, clock, sender.methods, policies)
     runner = Runner(engine, sender, config.engine.tick_interval)
@@ -144,6 +156,7 @@ def build_daemon(
         runner=runner,
         policies=policies,
         integrations=integrations,
+        slack=slack,
         webhook_token=config.server.webhook_token.resolve()
         if config.server.webhook_token
         else None,

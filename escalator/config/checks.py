@@ -142,6 +142,22 @@ def _channels(config: Config) -> list[Finding]:
         out.append(
             Finding("error", "channels.email.password", f"{why} (channels.email.username is)")
         )
+    slack = channels.slack
+    if slack is not None:
+        for key in ("bot_token", "signing_secret"):
+            secret = getattr(slack, key)
+            if _unset(secret):
+                out.append(Finding("error", f"channels.slack.{key}", _no_value(secret)))
+        unreachable = [p.id for p in config.people if not p.slack_user and not p.email]
+        if unreachable:
+            out.append(
+                Finding(
+                    "warning",
+                    "people",
+                    "without `email` or `slack_user`, Slack cannot tell who they are (buttons, "
+                    f"/escalator) nor invite them to incident channels: {', '.join(unreachable)}",
+                )
+            )
     for name, section in (("chat", channels.chat), ("webhook", channels.webhook)):
         if section is None:
             continue
@@ -157,9 +173,10 @@ def _configured_channels(config: Config) -> set[str] | None:
     """Channel names a chat or generic webhook delivers to; None when neither is configured
     (then every channel target prints on the console, as the quick start intends)."""
     channels = config.channels
-    if channels.chat is None and channels.webhook is None:
+    if channels.chat is None and channels.webhook is None and channels.slack is None:
         return None
     names = set(channels.chat.webhooks) if channels.chat else set()
+    names |= set(channels.slack.channels) if channels.slack else set()
     return names | (set(channels.webhook.endpoints) if channels.webhook else set())
 
 
@@ -206,7 +223,7 @@ def _routing(config: Config) -> list[Finding]:
                     Finding(
                         "warning",
                         path,
-                        f"no chat webhook or generic webhook is named {channel!r}: "
+                        f"no Slack channel, chat webhook or generic webhook is named {channel!r}: "
                         "these messages only reach the console",
                     )
                 )

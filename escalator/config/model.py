@@ -120,6 +120,8 @@ class Person(Strict):
     email: str | None = None
     timezone: TimeZoneName = "UTC"
     rules: dict[Urgency, list[ContactRule]] = Field(default_factory=_default_rules)
+    # Their Slack member ID (U...), when their Slack account is not found by `email`.
+    slack_user: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,}$")
 
     @field_validator("phone")
     @classmethod
@@ -416,6 +418,30 @@ class WebhookChannel(Strict):
     timeout: Duration = timedelta(seconds=10)
 
 
+class SlackChannel(Strict):
+    """A Slack app (README, "Slack"): Block Kit pages updated in place, incident channels,
+    buttons and `/escalator`. Targets `{channel: NAME}` whose NAME is in `channels` post here.
+    """
+
+    bot_token: Secret
+    signing_secret: Secret
+    # Policy channel names -> the Slack channel each posts to (a channel ID such as
+    # C0123ABCD, or a public channel's name).
+    channels: dict[Identifier, str] = Field(default_factory=dict)
+    # One channel per incident (#incident-YYYYMMDD-HHMM-<id>), its people invited.
+    incident_channels: bool = True
+    # Invited to every incident channel besides the on-call and the commander.
+    invite: list[Target] = Field(default_factory=lambda: [Target(role="engineering_lead")])
+    archive_after_postmortem: bool = True
+    timeout: Duration = timedelta(seconds=10)
+    # A `ratelimited` answer whose Retry-After is at most this long is waited out within the
+    # attempt; a longer one ends the attempt and the outbox retries it later.
+    # Keep it well under the attempt's deadline: the wait happens inside the attempt.
+    max_retry_after: Duration = timedelta(seconds=5)
+    # TEST ONLY: where slack_sdk sends Web API calls (a loopback fake). Unset in production.
+    api_base_url: str | None = None
+
+
 class RateLimit(Strict):
     """At most `max` messages to one person by one method per `per`."""
 
@@ -437,6 +463,7 @@ class Channels(Strict):
     email: EmailChannel | None = None
     chat: ChatChannel | None = None
     webhook: WebhookChannel | None = None
+    slack: SlackChannel | None = None
     # Pages to one person by one method that fall due within this long of the last message
     # wait for the end of the window and go out as one message listing every alert.
     bundle_window: Duration = timedelta(seconds=10)

@@ -131,6 +131,11 @@ def reference_problems(data: dict[str, Any]) -> list[Problem]:
         multiple = incidents.get("multiple_critical")
         if isinstance(multiple, dict):
             targets(multiple.get("targets"), ("incidents", "multiple_critical", "targets"))
+    # The people invited to every Slack incident channel.
+    channels = data.get("channels")
+    slack = channels.get("slack") if isinstance(channels, dict) else None
+    if isinstance(slack, dict):
+        targets(slack.get("invite"), ("channels", "slack", "invite"))
 
     def policy(value: Any, path: Path) -> None:
         if policies is not None and isinstance(value, str) and value not in policies:

@@ -21,6 +21,7 @@ from escalator.incidents import protocol as incidents
 from escalator.incidents import runbooks
 from escalator.incidents.store import incident_state, schedule_of, store_state
 from escalator.incidents.templates import Templates
+from escalator.notify import slack_outbox
 from escalator.roster.contacts import deliveries
 from escalator.roster.oncall import Recipient, resolve_target
 from escalator.store.tables import AlertRow, IncidentRow, IncidentUpdateRow, OutboxRow, TimelineRow
@@ -149,6 +150,8 @@ class Notifier:
                 )
             )
             queued += 1
+        # The incident's own Slack channel gets its share (escalator.notify.slack_outbox).
+        queued += slack_outbox.incident_notice(session, self, alert_id, kind, ctx)
         return queued
 
     def expand(self, targets: Sequence[Target]) -> list[Recipient]:

@@ -27,6 +27,7 @@ from escalator.escalation.machine import Decision, Note
 from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import IncidentState, Schedule
+from escalator.notify import slack_outbox
 from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow
 from escalator.store.timeline import note
 
@@ -198,3 +199,4 @@ def record_decision(
     the one path every input (tick, webhook, person) takes after `machine.step`."""
     apply_decision(session, row, decision, paging, now)
     on_decision(session, row, decision, now)  # incident commander, resolution, SLA response
+    slack_outbox.on_decision(session, row, decision, paging, now)  # Slack cards kept current

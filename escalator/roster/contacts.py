@@ -13,13 +13,16 @@ def deliveries(
 ) -> list[tuple[str, str | None, timedelta]]:
     """(method, address, delay) for each way to reach a recipient; console when none works.
 
-    A channel target goes to the chat webhook configured under its name, else to the generic
-    JSON webhook of that name, else to the console. A person gets one row per contact rule
+    A channel target goes to the Slack app channel mapped under its name, else to the chat
+    webhook configured under its name, else to the generic JSON webhook of that name, else
+    to the console. A person gets one row per contact rule
     for the urgency whose method has a channel and an address (the sender bundles and
     rate-limits them, and falls back along this order when one fails).
     """
     if recipient.kind == "channel":
         settings = config.channels
+        if "slack" in methods and settings.slack and recipient.id in settings.slack.channels:
+            return [("slack", recipient.id, timedelta(0))]
         if "chat" in methods and settings.chat and recipient.id in settings.chat.webhooks:
             return [("chat", recipient.id, timedelta(0))]
         if (

@@ -16,6 +16,7 @@ from escalator.config import Incidents
 from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import Schedule
 from escalator.incidents.store import incident_state, schedule_of, store_state
+from escalator.notify import slack_outbox
 from escalator.services.context import Actor, NotFound, ServiceContext, ServiceError
 from escalator.store.db import transaction
 from escalator.store.tables import IncidentRow, IncidentUpdateRow
@@ -110,6 +111,7 @@ def link_postmortem(ctx: ServiceContext, actor: Actor, incident_id: int, url: st
             session, incident_id, now, "postmortem", f"post-mortem linked: {url}",
             actor.person, actor.via,
         )
+        slack_outbox.postmortem_linked(session, incident_id, url, now)  # archive its channel
         done = IncidentDone(incident_id, incident.channel, now)
     ctx.changed()
     return done

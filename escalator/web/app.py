@@ -26,6 +26,7 @@ from escalator.web.events_v2 import events_v2_router
 from escalator.web.health import health_router
 from escalator.web.heartbeats import heartbeats_router
 from escalator.web.maintenance import maintenance_router
+from escalator.web.slack import slack_router
 from escalator.web.twilio import twilio_router
 from escalator.web.ui import install_console
 from escalator.web.webhooks import webhooks_router
@@ -57,4 +58,5 @@ def create_app(daemon: Daemon, run_engine: bool = True) -> FastAPI:
     app.include_router(maintenance_router(daemon, lambda r: authorized(r, daemon.api_token)))
     app.include_router(events_v2_router(daemon, read_body))  # the routing key authenticates
     install_console(app, daemon)  # the web console under /ui/ (its own auth and CSRF)
+    app.include_router(slack_router(daemon))  # signed by Slack (X-Slack-Signature)
     return app

@@ -1,4 +1,5 @@
-"""`/healthz` (the process answers), `/readyz` (store reachable, schema current) and
+"""`/healthz` (the process answers), `/readyz` (store reachable, schema current, Slack
+accepting the bot token when it is configured) and
 `/metrics` (Prometheus text, with alert counts by state read at scrape time)."""
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def health_router(daemon: Daemon) -> APIRouter:
             require_current_schema(daemon.db)
         except (DBAPIError, SchemaNotReady) as exc:
             return error(503, f"not ready: {exc}")
+        if daemon.slack is not None and daemon.slack.health.problem:
+            return error(503, f"not ready: {daemon.slack.health.problem}")
         return JSONResponse({"status": "ready"})
 
     @router.get("/metrics")

@@ -18,7 +18,7 @@ def configured_methods(config: Config) -> frozenset[str]:
             methods.add("sms")
         if settings.twilio.voice:
             methods.add("voice")
-    for name in ("email", "chat", "webhook"):
+    for name in ("email", "chat", "webhook", "slack"):
         if getattr(settings, name) is not None:
             methods.add(name)
     return frozenset(methods)
