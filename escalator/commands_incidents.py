@@ -202,6 +202,11 @@ def register(main: click.Group) -> None:
             raise click.BadParameter(str(exc), param_hint="--since") from exc
         if chart_path is not None and chart_path.suffix.lower() not in (".png", ".svg"):
             raise click.BadParameter("use a .png or .svg file name", param_hint="--chart")
+        if chart_path is not None:
+            try:
+                report.require_chart()
+            except report.ChartUnavailable as exc:
+                raise click.ClickException(str(exc)) from exc
         engine, factory = ctx.local()
         try:
             with transaction(factory) as session:
