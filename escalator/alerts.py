@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from escalator import machine
 from escalator.config import Config, Policy, Step
+from escalator.durations import to_milliseconds
 from escalator.machine import AlertState, CancelPages, Decision, Event, Note, Page
 from escalator.roster import Override, Recipient, recipients
 from escalator.store.tables import AlertRow, OutboxRow, OverrideRow, PolicyRow, TimelineRow
@@ -255,7 +256,14 @@ def _page_rows(
                     # None: nothing cancels it but a resolve (a requested escalation).
                     "condition": effect.step.condition if effect.conditional else None,
                     "reason": effect.reason,
-                    "payload": {"via": recipient.via, "repeat": effect.repeat},
+                    # What the page renderer says about why this person is paged.
+                    "payload": {
+                        "via": recipient.via,
+                        "repeat": effect.repeat,
+                        "step_after": to_milliseconds(effect.step.after),
+                        "step_condition": effect.step.condition,
+                        **({"detail": effect.detail} if effect.detail else {}),
+                    },
                     "status": "pending",
                     "due_at": now + delay,
                     "attempts": 0,

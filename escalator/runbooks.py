@@ -1,10 +1,9 @@
 """Runbooks: an alertname's runbook URL and the immediate actions the seed lists for it.
 
 Config `runbooks:` maps alert names to them. Pages and emails carry the link (and emails
-the immediate actions), `escalator runbook NAME` prints them. A page is rendered by the
-sender from the alert row alone, so the daemon installs its runbooks here once per
-process (`install`, called wherever the config enters the shell: ingest and the engine
-tick) and the renderer looks them up by alert name.
+the immediate actions), `escalator runbook NAME` prints them. The page renderer
+(escalator.notify.message.Pages) is handed the daemon's runbooks when it is built, so a
+page sent before the first engine tick carries its runbook too.
 """
 
 from __future__ import annotations
@@ -14,15 +13,6 @@ from typing import Any
 
 from escalator.config import Config, Runbook
 
-_installed: dict[str, Runbook] = {}
-
-
-def install(runbooks: Mapping[str, Runbook]) -> None:
-    """Make `runbooks` the process's runbooks (a cheap swap; safe to call every tick)."""
-    global _installed
-    if runbooks is not _installed:
-        _installed = dict(runbooks)
-
 
 def find(runbooks: Mapping[str, Runbook], alertname: str) -> Runbook | None:
     """Exact name first, then case-insensitively (people type `credlinkservicedown`)."""
@@ -30,26 +20,6 @@ def find(runbooks: Mapping[str, Runbook], alertname: str) -> Runbook | None:
         return runbooks[alertname]
     lowered = {name.lower(): rb for name, rb in runbooks.items()}
     return lowered.get(alertname.lower())
-
-
-def lookup(alertname: str) -> Runbook | None:
-    return find(_installed, alertname)
-
-
-def page_lines(alertname: str, annotations: Mapping[str, Any], method: str) -> list[str]:
-    """Lines a page adds for its runbook: the link (unless the alert's own `runbook_url`
-    annotation already gave one) and, where there is room (not SMS or voice), the
-    immediate actions."""
-    runbook = lookup(alertname)
-    if runbook is None:
-        return []
-    lines = []
-    if not annotations.get("runbook_url"):
-        lines.append(f"Runbook: {runbook.url}")
-    if method not in ("sms", "voice") and runbook.immediate_actions:
-        lines.append("Immediate actions:")
-        lines.extend(f"  {i}. {a}" for i, a in enumerate(runbook.immediate_actions, 1))
-    return lines
 
 
 def describe(config: Config, alertname: str) -> dict[str, Any] | None:

@@ -46,7 +46,7 @@ from escalator.config import Config
 from escalator.config import Engine as EngineSettings
 from escalator.machine import condition_holds
 from escalator.notify.base import Channel, Delivery, Message, SendResult
-from escalator.notify.message import render_bundle
+from escalator.notify.message import Pages
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow
 
@@ -95,6 +95,8 @@ class Sender:
         self._batch = batch_size
         self._owner = worker_id()
         self._lock = threading.Lock()
+        # Page templates and runbooks from this daemon's config, not process-wide state.
+        self._pages = Pages.from_config(config)
 
     @property
     def methods(self) -> frozenset[str]:
@@ -306,7 +308,7 @@ class Sender:
         )
         # The same alert may reach a person twice in one page (rotation and team): list once.
         unique = {r.alert_id: alerts[r.alert_id] for r in group if r.alert_id in alerts}
-        message = render_bundle(list(unique.values()), delivery)
+        message = self._pages.render_bundle(list(unique.values()), delivery, now)
         return Bundle(delivery, message, tuple(r.id for r in group))
 
     # send ---------------------------------------------------------------------------------
