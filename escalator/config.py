@@ -444,8 +444,9 @@ class TemplateSource(Strict):
         return self
 
 
-# The parts of an escalation page a method's template can replace (escalator.templates).
-PageTemplate = Literal["page", "bundle", "ack_hint", "test_page"]
+# What a method's template can replace besides incident notices (escalator.templates):
+# the parts of an escalation page, and the shift-change notice.
+PageTemplate = Literal["page", "bundle", "ack_hint", "test_page", "shift_notice"]
 
 
 class Channels(Strict):
