@@ -139,10 +139,12 @@ class Pages:
         now: datetime | None,
     ) -> Message:
         method = delivery.method
-        hint = self.templates.render("ack_hint", method, hint_ctx)
-        text = self.templates.render(kind, method, {**context, "now": _time(now, True)})
+        context = {**context, "now": _time(now, True)}
+        hint = self.templates.render("ack_hint", method, {**context, **hint_ctx})
+        text = self.templates.render(kind, method, context)
         if method == "sms":
             # GSM-7 so the runbook link fits; two segments with the hint, which is never cut.
+            hint = to_gsm7(hint)
             text = fit_sms(to_gsm7(text), hint)
         if method in _WHOLE:
             title, body = text, text
