@@ -221,10 +221,10 @@ def prerendered(
     alert_id = alert.id if alert is not None else None
     hint = str(payload.get("ack_hint") or "")
     subject = payload.get("subject")
+    if hint and hint in text:
+        hint = ""  # the notice already says it (multiple_critical's last line): say it once
     if delivery.method in ("sms", "voice", "console"):
         title, body = text, text  # these show the title alone: it must be the whole text
-        if delivery.method == "console" and hint and hint in text:
-            hint = ""  # the notice already says it (e.g. multiple_critical's last line)
     elif delivery.method == "email" and subject:
         title, body = str(subject), text
     else:
