@@ -101,6 +101,11 @@ class Sender:
         self._pages = Pages.from_config(config)
 
     @property
+    def pages(self) -> Pages:
+        """The daemon's page renderer (the voice webhook speaks through it too)."""
+        return self._pages
+
+    @property
     def methods(self) -> frozenset[str]:
         return frozenset(self._channels)
 

@@ -37,7 +37,6 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from escalator.config import Person
 from escalator.daemon import Daemon
-from escalator.notify.message import Pages
 from escalator.services import alerts as alert_services
 from escalator.services.alerts import Alerts, Outcome, Selection
 from escalator.services.context import Actor
@@ -78,7 +77,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
     validator = RequestValidator(token) if token else None
     public_url = (daemon.config.server.public_url or "").rstrip("/")
     by_phone = {p.phone: p for p in daemon.config.people if p.phone}
-    pages = Pages.from_config(daemon.config)
+    pages = daemon.sender.pages  # the daemon's templates and runbooks
 
     async def signed_form(request: Request) -> dict[str, str] | None:
         """The form parameters if the request is really from Twilio, else None."""
