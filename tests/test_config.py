@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from escalator.config import Config, ConfigError, Route, Secret, load_config, parse_config
 from escalator.config.durations import format_duration, parse_duration
@@ -348,7 +350,18 @@ def test_unknown_default_policy_is_an_error() -> None:
         ("1h30m", timedelta(minutes=90), "1h30m"),
         ("2h", timedelta(hours=2), "2h"),
         ("1d2h3m4s", timedelta(days=1, hours=2, minutes=3, seconds=4), "1d2h3m4s"),
-        ("1w", timedelta(weeks=1), "7d"),
+        # Prometheus writes weeks only when they are exact, years (365d) always.
+        ("1w", timedelta(weeks=1), "1w"),
+        ("8d", timedelta(days=8), "8d"),
+        ("1y", timedelta(days=365), "1y"),
+        ("1y2w", timedelta(days=379), "1y2w"),
+        ("1y8d", timedelta(days=373), "1y8d"),
+        # Milliseconds survive: these were `1s` and `0s` before (issue 9).
+        ("1500ms", timedelta(milliseconds=1500), "1s500ms"),
+        ("1s500ms", timedelta(milliseconds=1500), "1s500ms"),
+        ("250ms", timedelta(milliseconds=250), "250ms"),
+        ("1m0s5ms", timedelta(minutes=1, milliseconds=5), "1m5ms"),
+        ("10ms", timedelta(milliseconds=10), "10ms"),
     ],
 )
 def test_duration_parse_and_format_round_trip(text: str, delta: timedelta, canonical: str) -> None:
@@ -357,11 +370,52 @@ def test_duration_parse_and_format_round_trip(text: str, delta: timedelta, canon
     assert parse_duration(format_duration(delta)) == delta
 
 
-@pytest.mark.parametrize("text", ["", "5", "5 m", "m5", "5min", "-5m", "1.5h", "5m30", "h"])
+@pytest.mark.parametrize(
+    "text",
+    # Prometheus' grammar: units largest first, each at most once; no signs, no fractions.
+    ["", "5", "5 m", "m5", "5min", "-5m", "1.5h", "5m30", "h", "5m1h", "1m1m", "1s1m", "ms",
+     "30s5m", "1ms1s", "1d1w", "5M", "1µs", "٣s"],
+)
 def test_bad_durations_are_rejected_with_the_text(text: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_duration(text)
     assert repr(text) in str(caught.value)
+
+
+@given(st.integers(min_value=0, max_value=500 * 365 * 86_400_000))
+def test_every_whole_millisecond_duration_survives_format_then_parse(ms: int) -> None:
+    delta = timedelta(milliseconds=ms)
+    text = format_duration(delta)
+    assert parse_duration(text) == delta
+    assert format_duration(parse_duration(text)) == text  # and the text form is canonical
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=999), min_size=7, max_size=7),
+    st.lists(st.booleans(), min_size=7, max_size=7),
+)
+def test_any_text_in_the_grammar_parses_to_the_sum_of_its_parts(
+    numbers: list[int], present: list[bool]
+) -> None:
+    units = [("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)]
+    units += [("s", 1), ("ms", 0.001)]
+    chosen = zip(numbers, units, present, strict=True)
+    parts = [(n, u, size) for n, (u, size), keep in chosen if keep]
+    if not parts:
+        return
+    text = "".join(f"{n}{u}" for n, u, _ in parts)
+    expected = timedelta(milliseconds=sum(round(n * size * 1000) for n, _, size in parts))
+    assert parse_duration(text) == expected
+    assert parse_duration(format_duration(expected)) == expected
+
+
+def test_numeric_durations_are_whole_milliseconds() -> None:
+    """`after: 1.5` (seconds) is 1.5 s; sub-millisecond parts round, so what a policy
+    snapshot stores as text is exactly what the policy held."""
+    cfg = parse_config(BASE.replace("after: 5m", "after: 0.0015"))
+    step = next(s for s in cfg.policies["critical"].steps if s.after)
+    assert step.after == timedelta(milliseconds=2)
+    assert format_duration(step.after) == "2ms"
 
 
 def test_config_durations_accept_numbers_as_seconds_and_dump_back_as_text() -> None:

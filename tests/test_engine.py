@@ -572,3 +572,49 @@ def test_rolled_back_ingest_leaves_nothing_and_the_next_post_works(database_url:
         assert [r.level for r in outbox_rows(rig.factory)] == [0, 0]
     finally:
         rig.close()
+
+
+MILLISECOND_POLICY = """\
+people:
+  - id: alice
+policies:
+  fast:
+    steps:
+      - targets: [{person: alice}]
+      - after: 1500ms
+        condition: unresolved
+        targets: [{person: alice}]
+    repeat: {every: 250ms, times: 2}
+default_policy: fast
+incidents: {enabled: false}
+"""
+
+
+def test_policy_snapshots_keep_milliseconds(database_url: str) -> None:
+    """Issue 9: snapshots are stored as text through format_duration, which dropped
+    milliseconds: `after: 1500ms` came back as 1s and `every: 250ms` as `0s`, which then
+    failed validation on every tick. Stored, read back by a fresh cache, and walked."""
+    from escalator.config import parse_config
+    from escalator.escalation.policies import PolicyCache
+
+    config = parse_config(MILLISECOND_POLICY)
+    rig = Rig(database_url, config=config, start=T0)
+    try:
+        (alert_id,) = rig.fire(am_alert()).opened
+        with transaction(rig.factory) as session:
+            (row,) = session.scalars(select(PolicyRow)).all()
+            assert row.body["steps"][1]["after"] == "1s500ms"
+            assert row.body["repeat"]["every"] == "250ms"
+            assert PolicyCache().get(session, row.id) == config.policies["fast"]
+        levels = []
+        for _ in range(8):  # 0 .. 1.75 s in steps of 250 ms
+            levels += [(d.level, d.payload.get("repeat")) for d in rig.step()]
+            rig.clock.advance(seconds=0.25)
+        # level 0 at once, level 1 at exactly 1.5 s, the two repeats 250 ms apart.
+        assert levels == [(0, 0), (1, 0), (1, 1)]
+        levels += [(d.level, d.payload.get("repeat")) for d in rig.step()]  # at 2 s
+        assert levels == [(0, 0), (1, 0), (1, 1), (1, 2)]
+        (alert,) = alert_rows(rig.factory)
+        assert (alert.id, alert.repeats_done, alert.next_action_at) == (alert_id, 2, None)
+    finally:
+        rig.close()

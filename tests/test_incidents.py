@@ -190,7 +190,9 @@ def test_critical_alert_walks_the_whole_protocol(database_url: str) -> None:
             "- Impact: CredLink API is completely unavailable; All user requests are failing",
             "- Current Status: paging on-call, not yet acknowledged",
             "- Updates every 15m",
-            "Runbook: https://runbooks.credlink.example/production#service-down",
+            # The alert's own runbook_url annotation wins (as on its pages); the configured
+            # runbook for the name still gives the immediate actions.
+            "Runbook: https://runbooks.credlink.example/api-down",
             "1. Check service status: kubectl get pods -n credlink; kubectl get services -n "
             "credlink",
         ):

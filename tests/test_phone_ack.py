@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from escalator.incidents.templates import sms_segments
 from tests.conftest import free_port
 from tests.fakes.rig import ALICE, BOB, FROM_NUMBER, PagingRig
 
@@ -30,6 +31,9 @@ def test_sms_at_once_then_voice_after_a_minute_then_keypress_acknowledges(rig: P
     (sms,) = rig.twilio.messages(ALICE)
     assert sms.from_ == FROM_NUMBER
     assert f"#{alert_id} HighErrorRate" in sms.body and f"ACK {alert_id}" in sms.body
+    # Issue 12: the runbook link is in the SMS itself, within two segments.
+    assert "Runbook: https://runbooks.example/high-error-rate" in sms.body
+    assert sms_segments(sms.body) <= 2
     assert sms.status_callback == f"{rig.public_url}/twilio/sms/status"
     (mail,) = rig.smtp.to("alice@example.com")  # email at once too, over STARTTLS + auth
     assert mail["Subject"].startswith(f"[CRITICAL] #{alert_id} HighErrorRate")

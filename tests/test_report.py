@@ -4,10 +4,12 @@ JSON output and the chart files of the CLI."""
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from escalator.cli.main import main
@@ -143,3 +145,25 @@ def test_cli_report_json_table_and_charts(database_url: str, tmp_path: Path) -> 
     assert json.loads(out.stdout)["totals"]["count"] == 1
     out = runner.invoke(main, [*base, "report", "--chart", str(tmp_path / "x.gif")])
     assert out.exit_code == 2 and ".png or .svg" in out.output
+
+
+def test_chart_without_matplotlib_says_how_to_install_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """matplotlib is the optional `chart` extra: without it `report --chart` names the
+    install command, exits 1 before touching the database, and writes no file."""
+    # None in sys.modules makes `import matplotlib` raise ImportError, as when not installed.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    png = tmp_path / "tta.png"
+    base = ["--config", str(SHIPPED_CONFIG), "--database-url", database_url]
+    out = CliRunner().invoke(main, [*base, "report", "--chart", str(png)])
+    assert out.exit_code == 1, out.output
+    assert "pip install 'escalator[chart]'" in out.output
+    assert "Traceback" not in out.output and not png.exists()
+    # Without --chart the report works as before (on a database the daemon created).
+    Rig(database_url).daemon.db.dispose()
+    out = CliRunner().invoke(main, [*base, "report", "-o", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["totals"]["count"] == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 from icalendar import Calendar
 from sqlalchemy import select
@@ -305,6 +306,25 @@ def test_due_notices_are_pure_and_respect_lead_and_catch_up() -> None:
         )
     )
     assert due_notices(quiet, HANDOFF, []) == []
+
+
+def test_shift_notice_text_is_a_template_overridable_per_method(sqlite_url: str) -> None:
+    """`channels.templates.email.shift_notice` replaces the shipped shift_notice.j2 for
+    email only (issue 9: one rendering system)."""
+    data = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    override = "{{ person }} takes {{ rotation.id }} at {{ shift.start_utc }}\nBe ready."
+    data["channels"] = {"templates": {"email": {"shift_notice": {"text": override}}}}
+    cfg = parse_config(yaml.safe_dump(data))
+    engine = make_engine(migrated(sqlite_url))
+    try:
+        ShiftNotices(session_factory(engine), cfg, frozenset({"email"}), timedelta(0)).run(
+            HANDOFF - timedelta(minutes=10)
+        )
+        (row,) = notice_rows(session_factory(engine))
+        assert row.payload["text"] == "bob takes primary at 2026-03-09T13:00Z\nBe ready."
+        assert row.payload["subject"] == "bob takes primary at 2026-03-09T13:00Z"
+    finally:
+        engine.dispose()
 
 
 def test_shift_notice_once_per_shift_across_restarts_and_replicas(database_url: str) -> None:

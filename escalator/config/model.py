@@ -25,14 +25,16 @@ from pydantic import (
     model_validator,
 )
 
-from escalator.config.durations import format_duration, parse_duration
+from escalator.config.durations import format_duration, parse_duration, to_milliseconds
 
 
 def _to_timedelta(value: Any) -> timedelta:
+    # Whole milliseconds, like the text form: a policy snapshot stores the text, and what
+    # it stores must read back as the same policy.
     if isinstance(value, timedelta):
-        return value
+        return timedelta(milliseconds=to_milliseconds(value))
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return timedelta(milliseconds=round(value * 1000))
     if isinstance(value, str):
         return parse_duration(value)
     raise ValueError(f"expected a duration such as 30s, 5m or 2h, got {value!r}")
@@ -457,6 +459,24 @@ def _default_rate_limits() -> dict[str, RateLimit]:
     }
 
 
+class TemplateSource(Strict):
+    """A Jinja2 template given inline (`text`) or as a file path (`file`)."""
+
+    text: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemplateSource:
+        if (self.text is None) == (self.file is None):
+            raise ValueError("give exactly one of `text` (the template) or `file` (a path)")
+        return self
+
+
+# What a method's template can replace besides incident notices (escalator.notify.templates):
+# the parts of an escalation page, and the shift-change notice.
+PageTemplate = Literal["page", "bundle", "ack_hint", "test_page", "shift_notice"]
+
+
 class Channels(Strict):
     console: ConsoleChannel = ConsoleChannel()
     twilio: TwilioChannel | None = None
@@ -473,6 +493,9 @@ class Channels(Strict):
     # Alerts with the same values of these labels are one incident: the first page of an
     # incident a person has not yet been sent (within the rate window) is never held back.
     incident_labels: list[str] = Field(default_factory=lambda: ["alertname"])
+    # Per delivery method (console, sms, voice, email, chat, webhook), page templates
+    # replacing the shipped ones (escalator/notify/templates/page*.j2, bundle*.j2, ack_hint*.j2).
+    templates: dict[str, dict[PageTemplate, TemplateSource]] = Field(default_factory=dict)
 
 
 class ConsoleAuth(Strict):
@@ -504,19 +527,6 @@ class Engine(Strict):
     send_lease: Duration = timedelta(seconds=30)
     send_retry_base: Duration = timedelta(seconds=2)
     send_max_attempts: int = Field(default=8, ge=1)
-
-
-class TemplateSource(Strict):
-    """A Jinja2 template given inline (`text`) or as a file path (`file`)."""
-
-    text: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TemplateSource:
-        if (self.text is None) == (self.file is None):
-            raise ValueError("give exactly one of `text` (the template) or `file` (a path)")
-        return self
 
 
 IncidentNotice = Literal[

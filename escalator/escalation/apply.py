@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
+from escalator.config.durations import to_milliseconds
 from escalator.escalation.machine import AlertState, CancelPages, Decision, Note, Page
 from escalator.escalation.paging import Paging
 from escalator.roster.contacts import deliveries
@@ -117,7 +118,14 @@ def _page_rows(
                     # None: nothing cancels it but a resolve (a requested escalation).
                     "condition": effect.step.condition if effect.conditional else None,
                     "reason": effect.reason,
-                    "payload": {"via": recipient.via, "repeat": effect.repeat},
+                    # What the page renderer says about why this person is paged.
+                    "payload": {
+                        "via": recipient.via,
+                        "repeat": effect.repeat,
+                        "step_after": to_milliseconds(effect.step.after),
+                        "step_condition": effect.step.condition,
+                        **({"detail": effect.detail} if effect.detail else {}),
+                    },
                     "status": "pending",
                     "due_at": now + delay,
                     "attempts": 0,

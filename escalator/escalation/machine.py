@@ -100,6 +100,8 @@ class Page:
     repeat: int = 0
     reason: str = "escalation"
     conditional: bool = True
+    # Why this page, in words, when the reason alone does not say it (whose ack ended).
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ def _tick(
                 f"acknowledgement by {state.acked_by} ended; alert is triggered again",
             )
         )
+        ended = _ack_ending(state, policy)
         state = replace(
             state,
             status="triggered",
@@ -314,12 +317,27 @@ def _tick(
             level=level,
             repeats_done=0,
         )
-        effects.append(Page(level=level, step=policy.steps[level], reason="ack expired"))
+        effects.append(
+            Page(level=level, step=policy.steps[level], reason="ack expired", detail=ended)
+        )
     state, more = _advance(state, now, policy, roster)
     effects.extend(more)
     if not effects:
         return _unchanged(state, policy, "nothing due")
     return _decide(state, effects, policy)
+
+
+def _ack_ending(state: AlertState, policy: Policy) -> str:
+    """What ended, for the page that follows: a snooze (an ack with a chosen end) or the
+    policy's `ack_timeout`. The state keeps only the end, so an ack renewed under a
+    timeout reads as neither and is named plainly."""
+    assert state.ack_expires_at is not None
+    until = f"{state.ack_expires_at:%H:%M} UTC"
+    if policy.ack_timeout is None:
+        return f"snooze by {state.acked_by} ended at {until}"
+    if state.acked_at is not None and state.ack_expires_at == state.acked_at + policy.ack_timeout:
+        return f"acknowledgement by {state.acked_by} timed out at {until}"
+    return f"acknowledgement (or snooze) by {state.acked_by} ended at {until}"
 
 
 def _ack(state: AlertState, event: Ack, now: datetime, policy: Policy) -> Decision:

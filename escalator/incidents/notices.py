@@ -122,37 +122,69 @@ class Notifier:
         for address in emails:
             method = "email" if "email" in self.paging.methods else "console"
             ways.append((Recipient("email", address, "stakeholder"), method, address, timedelta(0)))
+        # The console is one terminal: a notice is printed once for all its console
+        # recipients (named in one line), not once per person.
+        console: dict[timedelta, list[Recipient]] = {}
         for recipient, method, address, delay in ways:
-            hint = self.ack_hint(kind, method, alert_id)
-            text = self.templates.render(kind, method, {**ctx, "ack": hint}, reserve=hint)
-            session.add(
-                OutboxRow(
-                    alert_id=alert_id,
-                    recipient_kind=recipient.kind,
-                    recipient=recipient.id,
-                    method=method,
-                    address=address,
-                    level=None,
-                    urgency=urgency,
-                    condition=None,
-                    reason=f"incident {kind}",
-                    payload={
-                        "kind": kind,
-                        "text": text,
-                        "subject": subject,
-                        "ack_hint": hint,
-                        "via": recipient.via,
-                    },
-                    status="pending",
-                    due_at=self.now + delay,
-                    attempts=0,
-                    created_at=self.now,
-                )
+            if method == "console":
+                console.setdefault(delay, []).append(recipient)
+                continue
+            self._add(session, alert_id, kind, ctx, subject, urgency, recipient, method, address)
+            queued += 1
+        for delay, group in console.items():
+            names = [_display(r) for r in group]
+            first = group[0] if len(group) == 1 else Recipient("group", ", ".join(names), "")
+            extra = {"recipients": names} if len(group) > 1 else {}
+            self._add(
+                session, alert_id, kind, ctx, subject, urgency, first, "console", None, delay, extra
             )
             queued += 1
         # The incident's own Slack channel gets its share (escalator.notify.slack_outbox).
         queued += slack_outbox.incident_notice(session, self, alert_id, kind, ctx)
         return queued
+
+    def _add(
+        self,
+        session: Session,
+        alert_id: int | None,
+        kind: str,
+        ctx: dict[str, Any],
+        subject: str,
+        urgency: str,
+        recipient: Recipient,
+        method: str,
+        address: str | None,
+        delay: timedelta = timedelta(0),
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """One outbox row with the notice rendered for its method."""
+        hint = self.ack_hint(kind, method, alert_id)
+        text = self.templates.render(kind, method, {**ctx, "ack": hint}, reserve=hint)
+        session.add(
+            OutboxRow(
+                alert_id=alert_id,
+                recipient_kind=recipient.kind,
+                recipient=recipient.id[:200],
+                method=method,
+                address=address,
+                level=None,
+                urgency=urgency,
+                condition=None,
+                reason=f"incident {kind}",
+                payload={
+                    "kind": kind,
+                    "text": text,
+                    "subject": subject,
+                    "ack_hint": hint,
+                    "via": recipient.via,
+                    **(extra or {}),
+                },
+                status="pending",
+                due_at=self.now + delay,
+                attempts=0,
+                created_at=self.now,
+            )
+        )
 
     def expand(self, targets: Sequence[Target]) -> list[Recipient]:
         seen: set[tuple[str, str]] = set()
@@ -235,12 +267,14 @@ class Notifier:
             "impact": impact_lines or ["being assessed"],
             "current_status": current,
             "eta": eta or "unknown, next estimate with the next update",
+            # The alert's own `runbook_url` wins, as on its pages; the configured runbook
+            # adds its title and immediate actions.
             "runbook": None
-            if runbook is None
+            if runbook is None and not alert.annotations.get("runbook_url")
             else {
-                "url": runbook.url,
-                "title": runbook.title,
-                "immediate_actions": runbook.immediate_actions,
+                "url": alert.annotations.get("runbook_url") or (runbook.url if runbook else ""),
+                "title": runbook.title if runbook else None,
+                "immediate_actions": runbook.immediate_actions if runbook else [],
             },
             "next_update": time_text(self.now + self.settings.status_update_every),
         }
@@ -256,6 +290,11 @@ class Notifier:
             .order_by(TimelineRow.id)
         ).all()
         return [{"at": f"{r.at:%H:%M}", "text": r.detail} for r in rows[-10:]]
+
+
+def _display(recipient: Recipient) -> str:
+    """How the console names a recipient: `#incidents`, `alice`, `product@credlink.example`."""
+    return f"#{recipient.id}" if recipient.kind == "channel" else recipient.id
 
 
 def post_incident(session: Session, n: Notifier, incident: IncidentRow, alert: AlertRow) -> int:

@@ -1,10 +1,10 @@
 """Runbooks: an alertname's runbook URL and the immediate actions the seed lists for it.
 
 Config `runbooks:` maps alert names to them. Pages and emails carry the link (and emails
-the immediate actions), `escalator runbook NAME` prints them. A page is rendered by the
-sender from the alert row and the runbooks the daemon hands the sender (its config's):
-no process-wide state, so a drain before the first tick after a restart still carries
-the runbook lines.
+the immediate actions), `escalator runbook NAME` prints them. The page renderer
+(escalator.notify.message.Pages) is handed the daemon's runbooks when it is built (no
+process-wide state), so a drain before the first tick after a restart still carries the
+runbook too.
 """
 
 from __future__ import annotations
@@ -21,24 +21,6 @@ def find(runbooks: Mapping[str, Runbook], alertname: str) -> Runbook | None:
         return runbooks[alertname]
     lowered = {name.lower(): rb for name, rb in runbooks.items()}
     return lowered.get(alertname.lower())
-
-
-def page_lines(
-    runbooks: Mapping[str, Runbook], alertname: str, annotations: Mapping[str, Any], method: str
-) -> list[str]:
-    """Lines a page adds for its runbook: the link (unless the alert's own `runbook_url`
-    annotation already gave one) and, where there is room (not SMS or voice), the
-    immediate actions."""
-    runbook = find(runbooks, alertname)
-    if runbook is None:
-        return []
-    lines = []
-    if not annotations.get("runbook_url"):
-        lines.append(f"Runbook: {runbook.url}")
-    if method not in ("sms", "voice") and runbook.immediate_actions:
-        lines.append("Immediate actions:")
-        lines.extend(f"  {i}. {a}" for i, a in enumerate(runbook.immediate_actions, 1))
-    return lines
 
 
 def describe(config: Config, alertname: str) -> dict[str, Any] | None:

@@ -44,7 +44,7 @@ from escalator.config import Config
 from escalator.config import Engine as EngineSettings
 from escalator.escalation.machine import condition_holds
 from escalator.notify.channels.base import Channel, Delivery, Message, SendResult
-from escalator.notify.message import render_bundle
+from escalator.notify.message import Pages
 from escalator.store.clock import Clock
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow
@@ -91,13 +91,19 @@ class Sender:
         self._clock = clock
         self._settings = settings
         self._config = config
-        # Built from the daemon's config and held here: pages carry runbook lines from the
-        # first drain on, with no process-wide state set by some earlier tick.
-        self._runbooks = dict(config.runbooks) if config else {}
         self._delivery: ChannelSettings = config.channels if config else ChannelSettings()
         self._batch = batch_size
         self._owner = worker_id()
         self._lock = threading.Lock()
+        # Page templates and runbooks from this daemon's config, built and held here: pages
+        # carry their runbook from the first drain on, with no process-wide state set by
+        # some earlier tick.
+        self._pages = Pages.from_config(config)
+
+    @property
+    def pages(self) -> Pages:
+        """The daemon's page renderer (the voice webhook speaks through it too)."""
+        return self._pages
 
     @property
     def methods(self) -> frozenset[str]:
@@ -309,7 +315,7 @@ class Sender:
         )
         # The same alert may reach a person twice in one page (rotation and team): list once.
         unique = {r.alert_id: alerts[r.alert_id] for r in group if r.alert_id in alerts}
-        message = render_bundle(list(unique.values()), delivery, self._runbooks)
+        message = self._pages.render_bundle(list(unique.values()), delivery, now)
         return Bundle(delivery, message, tuple(r.id for r in group))
 
     # send ---------------------------------------------------------------------------------

@@ -256,9 +256,29 @@ def table_rows(items: Iterable[dict[str, Any]], key: str) -> list[list[str]]:
     return rows
 
 
+CHART_MISSING = (
+    "--chart needs matplotlib, which is an optional extra: "
+    "pip install 'escalator[chart]' (or pip install matplotlib)"
+)
+
+
+class ChartUnavailable(RuntimeError):
+    """matplotlib is not installed: the daemon does not need it, only `report --chart`."""
+
+
+def require_chart() -> None:
+    """Raise ChartUnavailable (with the install command) unless matplotlib can be imported;
+    called before any work so a missing extra costs nothing but the message."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ChartUnavailable(CHART_MISSING) from exc
+
+
 def chart(report: dict[str, Any], path: Path) -> None:
     """Time to acknowledge per week (median and p90) above the escalation levels reached
     per week (stacked); PNG or SVG by the file's suffix."""
+    require_chart()
     import matplotlib
 
     matplotlib.use("Agg")  # no display: the daemon's host and CI have none

@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from escalator.config import Config
+from escalator.incidents.templates import Templates
+from escalator.notify.templates import page_templates
 from escalator.roster.contacts import deliveries
 from escalator.roster.oncall import Override, Recipient, on_call, segments
 from escalator.roster.overrides import load_overrides
@@ -74,21 +77,27 @@ def due_notices(cfg: Config, now: datetime, overrides: list[Override]) -> list[N
     return out
 
 
-def _message(cfg: Config, notice: Notice) -> tuple[str, str]:
+def _context(cfg: Config, notice: Notice) -> dict[str, Any]:
+    """What notify/templates/shift_notice.j2 is rendered with."""
     rotation = cfg.rotation(notice.rotation)
     person = cfg.person(notice.person)
     assert rotation is not None
     zone = person.timezone if person else rotation.timezone
-    title = rotation.name or rotation.id
-    head = f"On call: {title} from {local(notice.start, zone)} to {local(notice.end, zone)}"
-    body = (
-        f"You are on call for {title} (rotation {rotation.id}) from "
-        f"{local(notice.start, zone)} until {local(notice.end, zone)}.\n"
-        f"In the rotation's time zone ({rotation.timezone}): "
-        f"{local(notice.start, rotation.timezone)} to {local(notice.end, rotation.timezone)}.\n"
-        f"Check with: escalator oncall --at {notice.start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
-    )
-    return head, body
+    return {
+        "person": notice.person,
+        "rotation": {
+            "id": rotation.id,
+            "title": rotation.name or rotation.id,
+            "timezone": rotation.timezone,
+        },
+        "shift": {
+            "start": local(notice.start, zone),
+            "end": local(notice.end, zone),
+            "start_in_rotation": local(notice.start, rotation.timezone),
+            "end_in_rotation": local(notice.end, rotation.timezone),
+            "start_utc": f"{notice.start.astimezone(UTC):%Y-%m-%dT%H:%MZ}",
+        },
+    }
 
 
 def _existing_keys(session: Session, cfg: Config, now: datetime) -> set[str]:
@@ -106,9 +115,15 @@ def _existing_keys(session: Session, cfg: Config, now: datetime) -> set[str]:
 
 
 def create_notices(
-    session: Session, cfg: Config, methods: frozenset[str], now: datetime, notices: list[Notice]
+    session: Session,
+    cfg: Config,
+    methods: frozenset[str],
+    now: datetime,
+    notices: list[Notice],
+    templates: Templates | None = None,
 ) -> list[Notice]:
     """Write outbox rows for the notices not yet written; returns those it wrote."""
+    templates = templates or page_templates(cfg.channels.templates)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     existing = _existing_keys(session, cfg, now)
@@ -120,8 +135,11 @@ def create_notices(
         ways = deliveries(cfg, methods, recipient, "notify")
         if not ways:
             log.warning("shift notice for %s: no usable contact method", notice.person)
-        title, body = _message(cfg, notice)
+        context = _context(cfg, notice)
         for method, address, delay in ways:
+            # Rendered per method: `channels.templates.<method>.shift_notice` may replace it.
+            rendered = templates.render("shift_notice", method, context)
+            title = rendered.partition("\n")[0]
             session.add(
                 OutboxRow(
                     alert_id=None,
@@ -140,7 +158,7 @@ def create_notices(
                         "shift_end": notice.end.astimezone(UTC).isoformat(),
                         # The sender's prerendered-notice contract (notify/message.py).
                         "subject": title,
-                        "text": f"{title}\n{body}",
+                        "text": rendered,
                         "ack_hint": "shift notice: nothing to acknowledge",
                     },
                     status="pending",
@@ -173,6 +191,7 @@ class ShiftNotices:
         self.interval = interval
         self._last: datetime | None = None
         self._seen: set[str] = set()
+        self.templates = page_templates(config.channels.templates)
 
     def run(self, now: datetime) -> int:
         """Write due notices; returns how many shifts were announced by this call."""
@@ -184,7 +203,7 @@ class ShiftNotices:
             due = [n for n in due_notices(self.config, now, overrides) if n.key not in self._seen]
             if not due:
                 return 0
-            written = create_notices(session, self.config, self.methods, now, due)
+            written = create_notices(session, self.config, self.methods, now, due, self.templates)
         self._seen.update(n.key for n in due)
         for notice in written:
             log.info(

@@ -49,7 +49,6 @@ _COMMAND = re.compile(r"^\s*(ack|acknowledge|resolve)\b[\s,:#]*(.*?)\s*$", re.I 
 _IDS = re.compile(r"^(?:#?\d+[\s,]*)+$")
 _MAX_FORM_BYTES = 64 * 1024
 _HELP = "Reply ACK and the alert number (ACK 42), ACK ALL, or RESOLVE 42."
-_SPOKEN_ALERTS = 5
 
 
 def _xml(twiml: Any, status: int = 200) -> Response:
@@ -78,6 +77,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
     validator = RequestValidator(token) if token else None
     public_url = (daemon.config.server.public_url or "").rstrip("/")
     by_phone = {p.phone: p for p in daemon.config.people if p.phone}
+    pages = daemon.sender.pages  # the daemon's templates and runbooks
 
     async def signed_form(request: Request) -> dict[str, str] | None:
         """The form parameters if the request is really from Twilio, else None."""
@@ -177,16 +177,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
             rows = list(
                 session.scalars(select(AlertRow).where(AlertRow.id.in_(ids)).order_by(AlertRow.id))
             )
-        if not rows:
-            return "There are no open alerts on this call."
-        lines = [f"{len(rows)} alert{'s' if len(rows) > 1 else ''}."]
-        for row in rows[:_SPOKEN_ALERTS]:
-            summary = row.annotations.get("summary") or ""
-            state = "" if row.status == "triggered" else f", already {row.status}"
-            lines.append(f"{row.severity or ''} alert {row.id}, {row.alertname}{state}. {summary}")
-        if len(rows) > _SPOKEN_ALERTS:
-            lines.append(f"And {len(rows) - _SPOKEN_ALERTS} more.")
-        return " ".join(lines)
+        return pages.spoken(rows)  # notify/templates/bundle_voice.j2 (or its override)
 
     def gather(twiml: VoiceResponse, spec: str, text: str) -> None:
         g = twiml.gather(num_digits=1, action=gather_url(spec), method="POST", timeout=8)

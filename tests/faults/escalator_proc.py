@@ -21,8 +21,10 @@ import httpx
 
 from escalator.engine.runner import wait_until
 
-# "[escalator] PAGE p1 (person) level 1: [CRITICAL] #17 StormAlert: ... | ..."
-_PAGE = re.compile(r"^\[escalator\] PAGE (\S+).*? level (\d+): \[[A-Z]+\] #(\d+) ", re.M)
+# "[escalator] 2026-03-02T19:00:00Z PAGE p1 (person) level 1: [CRITICAL] #17 StormAlert ..."
+_PAGE = re.compile(
+    r"^\[escalator\] \S+Z PAGE (\S+).*? level (\d+): \[[A-Z]+\] #(\d+) ", re.M
+)
 
 
 @dataclass(frozen=True)

@@ -122,9 +122,10 @@ def shipped_alertmanager_config(path: Path, escalator_port: int, token: str) -> 
     return config
 
 
-# "[escalator] PAGE alice (rotation primary) level 0: [CRITICAL] #1 ..." (notify/console.py)
+# "[escalator] 2026-03-02T19:00:00Z PAGE alice (rotation primary) level 0: [CRITICAL] #1 ..."
+# (notify/console.py)
 _PAGE_LINE = re.compile(
-    r"^\[escalator\] (?P<kind>PAGE|NOTIFY) (?P<who>#?[\w.-]+)\b.*?\blevel (?P<level>\d+)\b"
+    r"^\[escalator\] \S+Z (?P<kind>PAGE|NOTIFY) (?P<who>#?[\w.-]+)\b.*?\blevel (?P<level>\d+)\b"
     r".*?#(?P<alert>\d+)\b"
 )
 

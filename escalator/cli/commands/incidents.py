@@ -160,6 +160,11 @@ def report_(ctx: Context, since: str, chart_path: Path | None, output: str) -> N
         raise click.BadParameter(str(exc), param_hint="--since") from exc
     if chart_path is not None and chart_path.suffix.lower() not in (".png", ".svg"):
         raise click.BadParameter("use a .png or .svg file name", param_hint="--chart")
+    if chart_path is not None:
+        try:
+            report.require_chart()
+        except report.ChartUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
     with ctx.backend() as backend:
         data = backend.report(since)
     if chart_path is not None:

@@ -7,6 +7,7 @@ recording the timeline belong to the sender, so a new channel is one small modul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 
@@ -38,6 +39,8 @@ class Message:
     severity: str | None = None
     # Every alert this message is about: one, or several when pages were bundled.
     alert_ids: tuple[int, ...] = ()
+    # When it was rendered for sending (the daemon's clock): the console prints it.
+    at: datetime | None = None
 
 
 Outcome = Literal["sent", "retry", "failed"]

@@ -7,9 +7,21 @@ who would have been paged, how, and how they would acknowledge.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
 from escalator.notify.channels.base import Delivery, Message, SendResult
+
+
+def who(delivery: Delivery) -> str:
+    """`alice`, `#incidents`, `product@credlink.example`; several for a notice printed once
+    for all its console recipients (escalator.incidents.notices)."""
+    names = delivery.payload.get("recipients")
+    if isinstance(names, list) and names:
+        return ", ".join(str(n) for n in names)
+    if delivery.recipient_kind == "channel":
+        return f"#{delivery.recipient}"
+    return delivery.recipient
 
 
 class ConsoleChannel:
@@ -20,15 +32,15 @@ class ConsoleChannel:
 
     def send(self, delivery: Delivery, message: Message) -> SendResult:
         kind = "PAGE" if delivery.urgency == "page" else "NOTIFY"
-        who = (
-            delivery.recipient if delivery.recipient_kind == "person" else f"#{delivery.recipient}"
-        )
+        at = (message.at or datetime.now(UTC)).astimezone(UTC)
         via = delivery.payload.get("via", "")
         level = "" if delivery.level is None else f" level {delivery.level}"
         line = (
-            f"[escalator] {kind} {who}{f' ({via})' if via else ''}{level}: {message.title}"
-            f" | {message.ack_hint}"
+            f"[escalator] {at:%Y-%m-%dT%H:%M:%SZ} {kind} {who(delivery)}"
+            f"{f' ({via})' if via else ''}{level}: {message.title}"
         )
+        if message.ack_hint:
+            line += f" | {message.ack_hint}"
         stream = self._stream or sys.stdout
         print(line, file=stream, flush=True)
         return SendResult("sent", "printed to console")

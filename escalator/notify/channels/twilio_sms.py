@@ -54,10 +54,9 @@ def classify(exc: Exception) -> SendResult:
 
 
 def sms_text(message: Message) -> str:
-    text = message.title
-    if message.alert_ids and len(message.alert_ids) > 1:
-        text += "\n" + message.body
-    text = f"{text}\n{message.ack_hint}"
+    """The SMS body: the rendered text (the title holds all of it: escalator.notify.message
+    already fitted it to two segments with the hint) and the reply hint."""
+    text = "\n".join(part for part in (message.title, message.ack_hint) if part)
     if len(text) > _SMS_LIMIT:
         keep = _SMS_LIMIT - len(message.ack_hint) - 5
         text = f"{text[:keep]} ...\n{message.ack_hint}"

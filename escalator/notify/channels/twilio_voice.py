@@ -42,9 +42,9 @@ class TwilioVoiceChannel:
         if message.alert_ids:
             kwargs["url"] = voice_url(self._public, message.alert_ids)
             kwargs["method"] = "POST"
-        else:  # a test page: nothing to acknowledge, so no callback round trip
+        else:  # a test page or a notice: nothing to acknowledge, so no callback round trip
             twiml = VoiceResponse()
-            twiml.say(f"This is a test page from escalator. {message.body}", voice="alice")
+            twiml.say(message.body, voice="alice")  # the rendered text (test_page_voice.j2)
             kwargs["twiml"] = str(twiml)
         try:
             call = self._client.calls.create(
