@@ -98,7 +98,14 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Any]], None], dict[str, str], list[
     "unset generic webhook file": (
         _set("channels", "webhook", value={"endpoints": {"status": {"file": "/nonexistent/x"}}}),
         {},
-        ["channels.webhook.endpoints.status: /nonexistent/x has no value"],
+        ["channels.webhook.endpoints.status: /nonexistent/x does not exist"],
+    ),
+    # A secret file that exists but cannot be read (here a directory; root reads any
+    # mode bits) is named with the reason, never a traceback.
+    "unreadable generic webhook file": (
+        _set("channels", "webhook", value={"endpoints": {"status": {"file": "/tmp"}}}),
+        {},
+        ["channels.webhook.endpoints.status: /tmp cannot be read (Is a directory)"],
     ),
     "email user without password": (
         _set(

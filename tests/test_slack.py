@@ -208,7 +208,7 @@ def test_check_config_warns_about_an_incomplete_slack_setup(
     )
     found = {(f.level, f.path): f.message for f in checks.check(config)}
     # The signing secret's file does not exist here: serve would refuse to start.
-    assert "has no value" in found[("error", "channels.slack.signing_secret")]
+    assert "does not exist" in found[("error", "channels.slack.signing_secret")]
     assert ("error", "channels.slack.bot_token") not in found
     assert "alice" in found[("warning", "people")]
     unmapped = found[("warning", "policies.p.steps[0].targets[0].channel")]

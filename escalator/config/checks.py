@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from escalator.config.model import Config, Secret, Target
+from escalator.config import Config, Secret, Target
 
 Level = Literal["error", "warning"]
 
@@ -38,7 +38,7 @@ def _unset(secret: Secret | None) -> bool:
 
 
 def _no_value(secret: Secret) -> str:
-    return f"{secret.describe()} has no value"
+    return secret.problem()
 
 
 def check(

@@ -36,7 +36,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from escalator.config.model import Config, ConsoleAuth
+from escalator.config import Config, ConsoleAuth
 from escalator.web.ui import logins
 
 SESSION_COOKIE = "escalator_session"

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from escalator.config import Config, Policy
 from escalator.config.durations import format_duration
-from escalator.config.model import Config, Policy
 from escalator.daemon import Daemon
 from escalator.escalation.machine import condition_holds
 from escalator.incidents import protocol as incidents

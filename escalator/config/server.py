@@ -1,0 +1,40 @@
+"""The daemon itself: HTTP server and console auth, and the engine's timing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, IPvAnyNetwork
+
+from escalator.config.base import Duration, Secret, Strict
+
+
+class ConsoleAuth(Strict):
+    """Who may use the web console (/ui/) and how a person is recognised there.
+
+    Behind an authenticating proxy (oauth2-proxy and the like) list the proxy's addresses:
+    `header` is believed only on connections from them, and names a person by email.
+    Without one, people log in with a personal token (`escalator ui-token PERSON`).
+    """
+
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    header: str = Field(default="X-Forwarded-Email", pattern=r"^[A-Za-z0-9-]+$")
+    session_lifetime: Duration = timedelta(hours=12)
+
+
+class Server(Strict):
+    console: ConsoleAuth = ConsoleAuth()
+    webhook_token: Secret | None = None
+    api_token: Secret | None = None
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # The URL Twilio reaches this daemon at (https in production); webhook signatures are
+    # checked against it, so it must be exactly what is configured in the Twilio console.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+
+
+class Engine(Strict):
+    tick_interval: Duration = timedelta(seconds=1)
+    batch_size: int = Field(default=500, ge=1)
+    send_lease: Duration = timedelta(seconds=30)
+    send_retry_base: Duration = timedelta(seconds=2)
+    send_max_attempts: int = Field(default=8, ge=1)
