@@ -52,6 +52,19 @@ def _names(data: dict[str, Any], key: str) -> set[str] | None:
     return {str(name) for name in section} if isinstance(section, dict) else None
 
 
+def _duplicates(data: dict[str, Any], section: str, key: str) -> list[Problem]:
+    """Items of a list section repeating an earlier item's `key` (an id or a name)."""
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    for i, item in _entries(data, section):
+        value = item.get(key)
+        if isinstance(value, str):
+            if value in seen:
+                problems.append(((section, i, key), f"duplicate {key} {value!r}"))
+            seen.add(value)
+    return problems
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -69,13 +82,7 @@ def reference_problems(data: dict[str, Any]) -> list[Problem]:
     policies = _names(data, "policies")
 
     for kind in ("people", "teams", "rotations"):
-        seen: set[str] = set()
-        for i, item in _entries(data, kind):
-            ident = item.get("id")
-            if isinstance(ident, str):
-                if ident in seen:
-                    problems.append(((kind, i, "id"), f"duplicate id {ident!r}"))
-                seen.add(ident)
+        problems += _duplicates(data, kind, "id")
 
     def person(value: Any, path: Path) -> None:
         if people is not None and isinstance(value, str) and value not in people:
@@ -147,13 +154,8 @@ def reference_problems(data: dict[str, Any]) -> list[Problem]:
         policy(data["default_policy"], ("default_policy",))
     # Heartbeats, integrations and weekly maintenance windows: unique names, known policies.
     for kind in ("heartbeats", "integrations", "maintenance"):
-        names: set[str] = set()
+        problems += _duplicates(data, kind, "name")
         for i, item in _entries(data, kind):
-            name = item.get("name")
-            if isinstance(name, str):
-                if name in names:
-                    problems.append(((kind, i, "name"), f"duplicate name {name!r}"))
-                names.add(name)
             if item.get("policy") is not None:
                 policy(item.get("policy"), (kind, i, "policy"))
     return problems
