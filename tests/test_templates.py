@@ -27,7 +27,7 @@ LONG = "The primary database refuses connections after failover; " * 12
 
 
 def context(summary: str = "CredLink API is down", **extra: Any) -> dict[str, Any]:
-    """What incident_store hands a template (same keys, made-up values)."""
+    """What incidents.notices hands a template (same keys, made-up values)."""
     ctx: dict[str, Any] = {
         "service": "CredLink API",
         "now": "2026-03-02 19:30 UTC",

@@ -4,8 +4,9 @@ An incident is what a critical alert becomes for the people around it: a channel
 (`#incident-{timestamp}`), a commander (whoever acknowledged first), status updates every
 15 minutes, stakeholder updates every 30, a resolution notice, and a post-mortem due
 24 hours after resolution. This module decides *what is due when*; the shell
-(`incident_store`) loads the state, calls `due`, renders and queues what it returns and
-stores the new state, all in one transaction. Nothing here reads a clock or a database.
+(`incidents.store` and `incidents.notices`) loads the state, calls `due`, renders and
+queues what it returns and stores the new state, all in one transaction. Nothing here
+reads a clock or a database.
 
 Rules:
 - A reminder that fell due while the engine was down is sent once, not once per missed

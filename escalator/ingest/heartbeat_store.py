@@ -122,12 +122,26 @@ def check_overdue(
     if not config.heartbeats:
         return []
     _ensure(session, [h.name for h in config.heartbeats], now)
-    rows = session.scalars(
-        select(HeartbeatRow)
-        .where(
+    # Read without locks first and lock only the heartbeats that look overdue: a beat
+    # arriving during a tick must not wait for the tick to commit (it would, were every
+    # row locked every second), and the overdue ones are re-checked under the lock.
+    candidates = session.execute(
+        select(HeartbeatRow.name, HeartbeatRow.last_beat_at, HeartbeatRow.first_seen_at).where(
             HeartbeatRow.name.in_([h.name for h in config.heartbeats]),
             HeartbeatRow.state != "missed",
         )
+    ).all()
+    overdue = [
+        name
+        for name, last_beat_at, first_seen_at in candidates
+        if (heartbeat := config.heartbeat(name)) is not None
+        and heartbeats.deadline(heartbeat, last_beat_at, first_seen_at, started_at) <= now
+    ]
+    if not overdue:
+        return []
+    rows = session.scalars(
+        select(HeartbeatRow)
+        .where(HeartbeatRow.name.in_(overdue), HeartbeatRow.state != "missed")
         .order_by(HeartbeatRow.name)
         .with_for_update(skip_locked=True)
     )
