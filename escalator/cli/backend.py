@@ -22,6 +22,7 @@ from escalator.read.times import json_ready, rfc3339
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
     from escalator.cli.support import Context
     from escalator.config import Config
@@ -110,6 +111,7 @@ class Local:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._engine: Engine | None = None
+        self._factory: sessionmaker[Session] | None = None
         self._services: ServiceContext | None = None
 
     def __enter__(self) -> Local:
@@ -123,15 +125,21 @@ class Local:
     ) -> None:
         if self._engine is not None:
             self._engine.dispose()
-            self._engine = None
+        self._engine = self._factory = self._services = None
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        """Sessions on the database; reads need nothing else (no configuration)."""
+        if self._factory is None:
+            self._engine, self._factory = self.ctx.local()
+        return self._factory
 
     @property
     def services(self) -> ServiceContext:
         if self._services is None:
             from escalator.services.context import ServiceContext
 
-            engine, factory = self.ctx.local()
-            self._engine = engine
+            factory = self.factory
             config = self.ctx.config(required=False)
             methods: frozenset[str] = frozenset()
             if config is not None:
@@ -165,7 +173,7 @@ class Local:
     def _read(self) -> Any:
         from escalator.store.db import transaction
 
-        return transaction(self.services.factory)
+        return transaction(self.factory)
 
     def _now(self) -> datetime:
         from escalator.store.clock import database_now
