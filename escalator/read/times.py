@@ -6,8 +6,9 @@
   ago or how soon (`5m ago`, `in 4m`), so a 3 a.m. reader need not convert anything.
 
 The zone is `--tz` / `$ESCALATOR_TZ`, else the time zone of the configured person the
-CLI acts as, else the machine's local zone. The roster's tables (`schedule`, `override
-list`) keep the rotation's own zone unless `--tz` is given: a handoff is defined there. Stdlib only: `escalator --help` imports this.
+CLI acts as, else the machine's local zone. The roster's tables (`schedule`,
+`override list`) keep the rotation's own zone unless `--tz` is given: a handoff is
+defined there. Stdlib only: `escalator --help` imports this.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from escalator.cli.support import (
     type=click.Choice(["IN PROGRESS", "MONITORING", "RESOLVED"], case_sensitive=False),
     default="IN PROGRESS",
     show_default=True,
+    help="The incident's status; RESOLVED also resolves the alert.",
 )
 @click.option("--eta", help="Estimated resolution, free text (e.g. '20:30 UTC').")
 @click.option("--as", "as_", metavar="PERSON", help="Who posts (default: $ESCALATOR_USER).")
