@@ -104,7 +104,7 @@ class ContactRule(Strict):
     after: Duration = timedelta(0)
 
 
-def _default_rules() -> dict[str, list[ContactRule]]:
+def _default_rules() -> dict[Urgency, list[ContactRule]]:
     return {
         "page": [
             ContactRule(method="sms"),
@@ -451,7 +451,7 @@ class RateLimit(Strict):
     per: Duration
 
 
-def _default_rate_limits() -> dict[str, RateLimit]:
+def _default_rate_limits() -> dict[Literal["sms", "voice", "email", "chat", "webhook"], RateLimit]:
     return {
         "sms": RateLimit(max=5, per=timedelta(minutes=10)),
         "voice": RateLimit(max=3, per=timedelta(minutes=10)),

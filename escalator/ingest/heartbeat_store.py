@@ -50,7 +50,7 @@ def _ensure(session: Session, names: Iterable[str], now: datetime) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(HeartbeatRow.__table__).on_conflict_do_nothing(index_elements=["name"]), rows
+        insert(HeartbeatRow.__table__).on_conflict_do_nothing(index_elements=["name"]), rows  # type: ignore[arg-type]
     )
 
 

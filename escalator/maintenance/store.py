@@ -72,7 +72,7 @@ def _held_note(window: Window) -> str:
 def suppress_new(session: Session, window: Window, alert_ids: Sequence[int], now: datetime) -> None:
     """Alerts just opened inside `window` (ingest, same transaction)."""
     session.execute(
-        insert(SuppressionRow.__table__),
+        insert(SuppressionRow.__table__),  # type: ignore[arg-type]
         [
             {
                 "alert_id": alert_id,
@@ -87,7 +87,7 @@ def suppress_new(session: Session, window: Window, alert_ids: Sequence[int], now
     )
     detail = _held_note(window)
     session.execute(
-        insert(TimelineRow.__table__),
+        insert(TimelineRow.__table__),  # type: ignore[arg-type]
         [timeline_row(a, now, "maintenance", detail, window.created_by) for a in alert_ids],
     )
 

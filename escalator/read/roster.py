@@ -23,7 +23,7 @@ def override_rows(
     query = select(OverrideRow).order_by(OverrideRow.start_at, OverrideRow.id)
     if not include_past:
         query = query.where(OverrideRow.end_at > now)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": r.id,
             "source": "database",

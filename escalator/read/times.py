@@ -66,7 +66,7 @@ def zone(name: str | None) -> tzinfo:
 def short(delta: timedelta) -> str:
     """The two largest units of a duration: `2h5m`, `3d4h`, `45s`."""
     seconds = int(abs(delta.total_seconds()))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size}{unit}")

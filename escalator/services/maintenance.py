@@ -73,6 +73,6 @@ def end(ctx: ServiceContext, actor: Actor, window_id: int) -> dict[str, object]:
         if row is None:
             raise NotFound(f"no maintenance window {window_id}")
         window = window_of(row)
-        ended = {"id": window.key, "ends_at": window.ends_at.isoformat()}
+        ended: dict[str, object] = {"id": window.key, "ends_at": window.ends_at.isoformat()}
     ctx.changed()  # the daemon wakes its engine: release on this tick, not the next
     return ended
