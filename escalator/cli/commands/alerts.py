@@ -126,6 +126,8 @@ def next_cell(alert: dict[str, Any]) -> str:
     if alert["status"] == "resolved" or not upcoming:
         return "-"
     at = age(upcoming["at"])
+    if at.endswith(" ago"):  # fell due and the daemon has not run it yet: say so
+        at = f"overdue {at[: -len(' ago')]}"
     if upcoming["kind"] == "ack_ends":
         return f"ack ends, L{upcoming['level']} {at}"
     if upcoming["kind"] == "repeat":
