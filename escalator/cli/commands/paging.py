@@ -14,6 +14,8 @@ import sys
 
 import click
 
+from escalator.cli.support import Context, pass_ctx
+
 
 @click.command("test-page")
 @click.argument("person_id", metavar="PERSON")
@@ -24,13 +26,14 @@ import click
     type=click.Choice(["sms", "voice", "email"]),
     help="Method to test (repeatable); default: every method in the person's page rules.",
 )
-@click.pass_obj
-def test_page(ctx: object, person_id: str, methods: tuple[str, ...]) -> None:
+@pass_ctx
+def test_page(ctx: Context, person_id: str, methods: tuple[str, ...]) -> None:
     """Send a test page to PERSON by SMS, voice and/or email."""
     from escalator.daemon import build_channels
     from escalator.notify.channels.base import Delivery, Message
 
-    config = ctx.config()  # type: ignore[attr-defined]
+    config = ctx.config()
+    assert config is not None
     person = config.person(person_id)
     if person is None:
         raise click.BadParameter(f"unknown person {person_id!r}", param_hint="PERSON")
