@@ -583,3 +583,20 @@ def test_help_and_list_import_only_what_they_use(opened: tuple[str, list[int]]) 
 
     assert imported("--help") == set()
     assert imported("list") <= {"sqlalchemy", "pydantic"}  # no Alembic, API or channels
+
+
+def test_who_acts_comes_from_as_then_the_environment_then_the_login(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert actors.requested("bob", {"ESCALATOR_USER": "alice"}) == ("bob", "--as")
+    assert actors.requested(None, {"ESCALATOR_USER": "alice"}) == ("alice", "$ESCALATOR_USER")
+    monkeypatch.setattr("getpass.getuser", lambda: "dave")
+    assert actors.requested(None, {}) == ("dave", "login name")
+
+    def no_passwd_entry() -> str:
+        raise KeyError("getpwuid(): uid not found: 12345")
+
+    monkeypatch.setattr("getpass.getuser", no_passwd_entry)
+    assert actors.requested(None, {}) == ("", "login name")
+    with pytest.raises(actors.UnknownActor):
+        actors.check(None, "")

@@ -39,7 +39,10 @@ def requested(as_: str | None, environ: Mapping[str, str] | None = None) -> tupl
         return as_, "--as"
     if env.get("ESCALATOR_USER"):
         return env["ESCALATOR_USER"], "$ESCALATOR_USER"
-    return getpass.getuser(), "login name"
+    try:
+        return getpass.getuser(), "login name"
+    except (KeyError, OSError):  # a container user with no passwd entry and no $USER
+        return "", "login name"
 
 
 def check(config: People | None, name: str) -> None:
