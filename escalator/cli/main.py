@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.exc import DBAPIError
 
 from escalator.cli.commands import alerts as commands_alerts
 from escalator.cli.commands import console as commands_console
@@ -29,9 +29,13 @@ from escalator.cli.support import (
     pass_ctx,
     safe_url,
 )
-from escalator.config import Config, ConfigError, load_config
-from escalator.config import checks as config_checks
-from escalator.store.db import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from escalator.config import Config
+    from escalator.config import checks as config_checks
+
+# Heavy imports (SQLAlchemy, Alembic, pydantic, uvicorn) happen inside the verbs that use
+# them: `escalator --help` and `escalator list` must not pay for `serve`.
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,20 +43,39 @@ from escalator.store.db import make_engine, upgrade
     "--config",
     "config_path",
     envvar="ESCALATOR_CONFIG",
+    show_envvar=True,
     type=click.Path(dir_okay=False),
     help=f"Configuration file (default: {DEFAULT_CONFIG} if present).",
 )
 @click.option(
     "--database-url",
     envvar="ESCALATOR_DATABASE_URL",
-    help="SQLAlchemy URL; default: a SQLite file under $XDG_STATE_HOME/escalator.",
+    show_envvar=True,
+    metavar="URL",
+    help="sqlite:///PATH or postgresql://... (postgres:// works too); "
+    "default: a SQLite file under $XDG_STATE_HOME/escalator.",
 )
 @click.option(
     "--server",
     envvar="ESCALATOR_SERVER",
+    show_envvar=True,
+    metavar="URL",
     help="Talk to a daemon's HTTP API at this URL instead of the database.",
 )
-@click.option("--token", envvar="ESCALATOR_API_TOKEN", help="API bearer token for --server.")
+@click.option(
+    "--token",
+    envvar="ESCALATOR_API_TOKEN",
+    show_envvar=True,
+    help="API bearer token for --server.",
+)
+@click.option(
+    "--tz",
+    envvar="ESCALATOR_TZ",
+    show_envvar=True,
+    metavar="ZONE",
+    help="Time zone of times in tables (IANA, e.g. Europe/Berlin); default: the acting "
+    "person's zone in the config, else this machine's. JSON is always UTC.",
+)
 @click.version_option(package_name="escalator")
 @click.pass_context
 def main(
@@ -61,9 +84,10 @@ def main(
     database_url: str | None,
     server: str | None,
     token: str | None,
+    tz: str | None,
 ) -> None:
     """escalator: make sure a human answers the alert."""
-    ctx.obj = Context(config_path, database_url, server, token)
+    ctx.obj = Context(config_path, database_url, server, token, tz)
 
 
 @main.command()
@@ -74,13 +98,26 @@ def main(
     type=click.Path(dir_okay=False),
     help="Configuration file (same as the global --config).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; a non-loopback address needs server.webhook_token "
+    "and server.api_token in the config.",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port for the webhook, API, console and metrics.",
+)
 @click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log verbosity (stderr); debug also logs every HTTP request.",
 )
 @click.option(
     "--tls-cert",
@@ -102,6 +139,9 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give both --tls-cert and --tls-key, or neither")
     import uvicorn
+    from sqlalchemy.exc import DBAPIError
+
+    from escalator.config import checks as config_checks
 
     if serve_config is not None:
         ctx.config_path = serve_config
@@ -164,6 +204,9 @@ def serve(
 @pass_ctx
 def check_config(ctx: Context, files: tuple[str, ...]) -> None:
     """Validate configuration files; every error names the file, the path and the reason."""
+    from escalator.config import ConfigError, load_config
+    from escalator.config import checks as config_checks
+
     paths = list(files) or [ctx.config_path or DEFAULT_CONFIG]
     bad = False
     for path in paths:
@@ -192,6 +235,7 @@ def check_config(ctx: Context, files: tuple[str, ...]) -> None:
 def _findings(config: Config, loopback: bool | None = None) -> list[config_checks.Finding]:
     """config/checks.py plus the roster's coverage gaps in the next weeks: what serve and
     check-config both act on."""
+    from escalator.config import checks as config_checks
     from escalator.roster.schedule import roster_warnings
 
     gaps = roster_warnings(config, datetime.now(UTC))
@@ -206,15 +250,20 @@ def db() -> None:
 @db.command("upgrade")
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
-    """Create or migrate the schema to the current version."""
-    engine = make_engine(ctx.database_url)
+    """Create or migrate the schema to the current version (creates a SQLite file)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from escalator.store.db import make_engine, upgrade
+
+    url = ctx.database_url
+    engine = make_engine(url)
     try:
         upgrade(engine)
     except DBAPIError as exc:
-        raise click.ClickException(f"cannot open {safe_url(ctx.database_url)}: {exc.orig}") from exc
+        raise click.ClickException(f"cannot open {safe_url(url)}: {exc.orig}") from exc
     finally:
         engine.dispose()
-    click.echo(f"{safe_url(ctx.database_url)}: schema is current")
+    click.echo(f"{safe_url(url)}: schema is current")
 
 
 # One registration style: each command module lists its commands in COMMANDS.

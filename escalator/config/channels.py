@@ -83,7 +83,7 @@ class SlackChannel(Strict):
     api_base_url: str | None = None
 
 
-def _default_rate_limits() -> dict[str, RateLimit]:
+def _default_rate_limits() -> dict[Literal["sms", "voice", "email", "chat", "webhook"], RateLimit]:
     return {
         "sms": RateLimit(max=5, per=timedelta(minutes=10)),
         "voice": RateLimit(max=3, per=timedelta(minutes=10)),

@@ -17,7 +17,7 @@ class ContactRule(Strict):
     after: Duration = timedelta(0)
 
 
-def _default_rules() -> dict[str, list[ContactRule]]:
+def _default_rules() -> dict[Urgency, list[ContactRule]]:
     return {
         "page": [
             ContactRule(method="sms"),

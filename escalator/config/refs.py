@@ -124,9 +124,9 @@ def reference_problems(data: dict[str, Any]) -> list[Problem]:
 
     raw_policies = data.get("policies")
     if isinstance(raw_policies, dict):
-        for name, policy in raw_policies.items():
-            if isinstance(policy, dict):
-                for i, step in enumerate(_list(policy.get("steps"))):
+        for name, raw_policy in raw_policies.items():
+            if isinstance(raw_policy, dict):
+                for i, step in enumerate(_list(raw_policy.get("steps"))):
                     if isinstance(step, dict):
                         targets(step.get("targets"), ("policies", name, "steps", i, "targets"))
 

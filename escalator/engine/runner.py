@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Select, func, select
@@ -73,7 +74,7 @@ class Runner:
         self._run_at("sender", self._earliest(pending))
         return sent
 
-    def _earliest(self, query: Select[tuple[datetime | None]]) -> datetime | None:
+    def _earliest(self, query: Select[Any]) -> datetime | None:
         with transaction(self.engine.factory) as session:
             return session.execute(query).scalar()
 

@@ -94,7 +94,7 @@ def _page_rows(
         )
     )
     for recipient in whom:
-        ways = deliveries(paging.config, paging.methods, recipient, effect.step.urgency)
+        ways = deliveries(paging.config, paging.methods, recipient, effect.step.urgency)  # type: ignore[arg-type]  # recipients exist only with a config
         if not ways:
             rows.timeline.append(
                 timeline_row(
@@ -145,9 +145,9 @@ def write_rows(session: Session, rows: EffectRows) -> None:
     # Core inserts on the tables: one executemany each (the ORM's bulk path would emit one
     # statement per row to learn primary keys nobody here needs).
     if rows.timeline:
-        session.execute(insert(TimelineRow.__table__), rows.timeline)
+        session.execute(insert(TimelineRow.__table__), rows.timeline)  # type: ignore[arg-type]
     if rows.outbox:
-        session.execute(insert(OutboxRow.__table__), rows.outbox)
+        session.execute(insert(OutboxRow.__table__), rows.outbox)  # type: ignore[arg-type]
 
 
 def apply_decision(

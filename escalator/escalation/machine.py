@@ -169,6 +169,46 @@ def next_action_at(state: AlertState, policy: Policy) -> datetime | None:
     return min(due) if due else None
 
 
+@dataclass(frozen=True)
+class NextEscalation:
+    """What will really page next, and when: a step, a repeat of the last step, or the
+    end of an acknowledgement (which pages the level reached again)."""
+
+    at: datetime
+    level: int
+    kind: Literal["step", "repeat", "ack_ends"]
+
+
+def next_escalation(state: AlertState, policy: Policy) -> NextEscalation | None:
+    """The next page the machine will send if nothing else happens; None if none will.
+
+    Unlike `next_action_at` (when the engine must look), this walks the remaining steps
+    as `_advance` will: a step whose condition will not hold in the alert's present state
+    is skipped, not shown (after an ack, an `unacknowledged` step never fires). The CLI,
+    the API's read models and the web console all ask this one function.
+    """
+    if state.status == "resolved":
+        return None
+    found: NextEscalation | None = None
+    for index in range(state.next_step, len(policy.steps)):
+        step = policy.steps[index]
+        if condition_holds(step.condition, state.status):
+            found = NextEscalation(state.clock_base + step.after, index, "step")
+            break
+    if found is None and state.next_step >= len(policy.steps) and policy.repeat is not None:
+        last = len(policy.steps) - 1
+        condition = policy.repeat.condition or policy.steps[last].condition
+        if state.repeats_done < policy.repeat.times and condition_holds(condition, state.status):
+            due = state.clock_base + policy.steps[last].after
+            found = NextEscalation(
+                due + policy.repeat.every * (state.repeats_done + 1), last, "repeat"
+            )
+    ends = state.ack_expires_at if state.status == "acknowledged" else None
+    if ends is not None and (found is None or ends <= found.at):
+        found = NextEscalation(ends, max(state.level, 0), "ack_ends")
+    return found
+
+
 def _repeat_pending(state: AlertState, policy: Policy) -> bool:
     last = len(policy.steps) - 1
     return (

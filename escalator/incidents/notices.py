@@ -116,7 +116,10 @@ class Notifier:
         ways: list[tuple[Recipient, str, str | None, timedelta]] = []
         for recipient in recipients:
             for method, address, delay in deliveries(
-                self.paging.config, self.paging.methods, recipient, urgency
+                self.paging.config,  # type: ignore[arg-type]  # recipients exist only with one
+                self.paging.methods,
+                recipient,
+                urgency,  # type: ignore[arg-type]  # page or notify, from the notice's kind
             ):
                 ways.append((recipient, method, address, delay))
         for address in emails:

@@ -176,9 +176,8 @@ def due(state: IncidentState, now: datetime, schedule: Schedule) -> tuple[Incide
             nxt = _following(reminder, now, schedule.postmortem_reminder_every)
             if reminder < state.postmortem_due_at < nxt:
                 nxt = state.postmortem_due_at  # always announce the moment it falls overdue
-            if nxt > state.postmortem_due_at + schedule.postmortem_stop_after:
-                nxt = None
-            state = replace(state, next_postmortem_reminder_at=nxt)
+            stop = nxt > state.postmortem_due_at + schedule.postmortem_stop_after
+            state = replace(state, next_postmortem_reminder_at=None if stop else nxt)
     return state, kinds
 
 

@@ -101,7 +101,7 @@ def alerts_opened(
                 }
             )
     if slas:
-        session.execute(insert(AlertSlaRow.__table__), slas)
+        session.execute(insert(AlertSlaRow.__table__), slas)  # type: ignore[arg-type]
     for alert in opened:
         maybe_open_incident(session, alert, config, now)
 

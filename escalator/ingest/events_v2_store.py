@@ -162,7 +162,7 @@ def change(session: Session, event: ChangeEvent, integration: Integration, now: 
     detail = events_v2.change_detail(event, integration.name)
     if open_ids:
         session.execute(
-            insert(TimelineRow.__table__),
+            insert(TimelineRow.__table__),  # type: ignore[arg-type]
             [timeline_row(i, now, "change", detail, integration.name, VIA) for i in open_ids],
         )
     session.add(

@@ -25,6 +25,7 @@ from escalator.config import Config, Heartbeat
 from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.ingest import heartbeats
+from escalator.read.times import rfc3339
 from escalator.store.tables import HeartbeatRow
 
 log = logging.getLogger("escalator.heartbeats")
@@ -50,7 +51,7 @@ def _ensure(session: Session, names: Iterable[str], now: datetime) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(HeartbeatRow.__table__).on_conflict_do_nothing(index_elements=["name"]), rows
+        insert(HeartbeatRow.__table__).on_conflict_do_nothing(index_elements=["name"]), rows  # type: ignore[arg-type]
     )
 
 
@@ -201,11 +202,12 @@ def list_heartbeats(
                 "interval": heartbeat.interval.total_seconds(),
                 "grace": heartbeat.grace.total_seconds(),
                 "state": state,
-                "last_beat_at": last.isoformat() if last else None,
+                # JSON times: RFC 3339, UTC, `Z` (the one rule, escalator/read/times.py).
+                "last_beat_at": rfc3339(last),
                 "last_via": row.last_via if row else None,
                 "beats": row.beats if row else 0,
-                "due_at": None if state == "missed" else due.isoformat(),
-                "missed_at": row.missed_at.isoformat() if row and row.missed_at else None,
+                "due_at": None if state == "missed" else rfc3339(due),
+                "missed_at": rfc3339(row.missed_at) if row else None,
                 "alert_id": row.alert_id if row and state == "missed" else None,
             }
         )

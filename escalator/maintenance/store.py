@@ -27,6 +27,7 @@ from escalator.escalation.apply import state_of
 from escalator.escalation.policies import PolicyCache
 from escalator.incidents.store import OpenedAlert, alerts_opened
 from escalator.maintenance.windows import Window, active_recurring, covering, occurrences
+from escalator.read.times import rfc3339
 from escalator.store.tables import (
     AlertRow,
     MaintenanceRow,
@@ -72,7 +73,7 @@ def _held_note(window: Window) -> str:
 def suppress_new(session: Session, window: Window, alert_ids: Sequence[int], now: datetime) -> None:
     """Alerts just opened inside `window` (ingest, same transaction)."""
     session.execute(
-        insert(SuppressionRow.__table__),
+        insert(SuppressionRow.__table__),  # type: ignore[arg-type]
         [
             {
                 "alert_id": alert_id,
@@ -87,7 +88,7 @@ def suppress_new(session: Session, window: Window, alert_ids: Sequence[int], now
     )
     detail = _held_note(window)
     session.execute(
-        insert(TimelineRow.__table__),
+        insert(TimelineRow.__table__),  # type: ignore[arg-type]
         [timeline_row(a, now, "maintenance", detail, window.created_by) for a in alert_ids],
     )
 
@@ -314,11 +315,12 @@ def _view(
         "state": state,
         "match": window.match,
         "match_re": window.match_re,
-        "starts_at": window.starts_at.isoformat(),
-        "ends_at": window.ends_at.isoformat(),
+        # JSON times: RFC 3339, UTC, `Z` (the one rule, escalator/read/times.py).
+        "starts_at": rfc3339(window.starts_at),
+        "ends_at": rfc3339(window.ends_at),
         "reason": window.reason,
         "created_by": window.created_by,
-        "created_at": created_at.isoformat() if created_at else None,
+        "created_at": rfc3339(created_at),
         "ended_by": ended_by,
         "include_open": window.include_open,
         "holding": counts.get(window.key, 0),

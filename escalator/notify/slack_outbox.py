@@ -115,7 +115,7 @@ def _open_incident(session: Session, n: Notifier, alert_id: int, ctx: dict[str, 
 
     incident = session.get(IncidentRow, alert_id)
     alert = session.get(AlertRow, alert_id)
-    if incident is None or alert is None or session.get(SlackIncidentChannelRow, alert_id):
+    if incident is None or alert is None or session.get(SlackIncidentChannelRow, alert_id):  # type: ignore[arg-type]
         return 0
     settings = n.config.channels.slack
     assert settings is not None

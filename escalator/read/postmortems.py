@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from escalator.config.durations import format_duration
 from escalator.incidents import protocol as incidents
 from escalator.incidents.store import incident_state
+from escalator.read.times import rfc3339
 from escalator.store.tables import AlertRow, IncidentRow
 
 
@@ -48,4 +49,4 @@ def postmortems(session: Session, now: datetime, overdue_only: bool) -> list[dic
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+    return rfc3339(value)  # the one JSON rule (read/times.py)

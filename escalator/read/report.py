@@ -191,7 +191,7 @@ def load(
             .where(*window, AlertSlaRow.breached_at.is_not(None))
         )
     )
-    for alert_id, kind, recipient, n in session.execute(
+    for alert_id, kind, recipient, n in session.execute(  # type: ignore[assignment]
         select(
             OutboxRow.alert_id,
             OutboxRow.recipient_kind,

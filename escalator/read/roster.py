@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escalator.config import Config
+from escalator.read.times import rfc3339
 from escalator.roster.oncall import config_overrides
 from escalator.roster.overrides import load_overrides
 from escalator.roster.schedule import rotation_shifts, shift_rows, to_ical
@@ -22,7 +23,7 @@ def override_rows(
     query = select(OverrideRow).order_by(OverrideRow.start_at, OverrideRow.id)
     if not include_past:
         query = query.where(OverrideRow.end_at > now)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": r.id,
             "source": "database",
@@ -49,7 +50,7 @@ def override_rows(
                     }
                 )
     rows.sort(key=lambda r: (r["start"], r["id"] or 0))
-    return [{**r, "start": r["start"].isoformat(), "end": r["end"].isoformat()} for r in rows]
+    return [{**r, "start": rfc3339(r["start"]), "end": rfc3339(r["end"])} for r in rows]
 
 
 def schedule_rows(

@@ -123,7 +123,7 @@ def run(
     def _page(effect: Page, now: datetime) -> None:
         whom = paging.recipients(effect.step, now)
         for recipient in whom:
-            ways = deliveries(paging.config, paging.methods, recipient, effect.step.urgency)
+            ways = deliveries(paging.config, paging.methods, recipient, effect.step.urgency)  # type: ignore[arg-type]  # recipients exist only with a config
             if not ways:
                 scenario.events.append(
                     SimEvent(

@@ -6,21 +6,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from escalator.config import Config, Target
+from escalator.escalation.apply import state_of
+from escalator.escalation.machine import next_escalation
+from escalator.escalation.policies import PolicyCache
 from escalator.maintenance.store import SuppressionRow, held_alerts
+from escalator.read.times import rfc3339 as _iso
 from escalator.roster.oncall import Override, on_call, resolve_target
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 
+# The most alerts one `list` (or GET /api/v1/alerts) returns unless asked for more.
+DEFAULT_LIMIT = 500
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+def _next(row: AlertRow, session: Session, policies: PolicyCache) -> dict[str, Any] | None:
+    """The page that will really fire next (the machine's `next_escalation`), or None."""
+    if row.status == "resolved":
+        return None
+    try:
+        policy = policies.get(session, row.policy_id)
+    except LookupError:  # a snapshot missing from the store: say nothing rather than guess
+        return None
+    upcoming = next_escalation(state_of(row), policy)
+    if upcoming is None:
+        return None
+    return {"at": _iso(upcoming.at), "level": upcoming.level, "kind": upcoming.kind}
 
 
-def alert_summary(row: AlertRow, held: SuppressionRow | None = None) -> dict[str, Any]:
-    """`held`: the maintenance window holding the alert back, if one does."""
+def alert_summary(
+    row: AlertRow,
+    held: SuppressionRow | None = None,
+    upcoming: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`held`: the maintenance window holding the alert back, if one does; `upcoming`: the
+    next page that will really fire (`next_action_at` is only when the engine looks)."""
     return {
         "id": row.id,
         "alertname": row.alertname,
@@ -29,12 +51,15 @@ def alert_summary(row: AlertRow, held: SuppressionRow | None = None) -> dict[str
         "level": row.level,
         "policy": row.policy_name,
         "opened_at": _iso(row.opened_at),
+        # Alertmanager's startsAt: when the condition began, before any routing delay.
+        "starts_at": _iso(row.starts_at),
         "acked_by": row.acked_by,
         "acked_at": _iso(row.acked_at),
         "ack_expires_at": _iso(row.ack_expires_at),
         "resolved_by": row.resolved_by,
         "resolved_at": _iso(row.resolved_at),
         "next_action_at": _iso(row.next_action_at),
+        "next_escalation": upcoming,
         "fingerprint": row.fingerprint,
         "labels": row.labels,
         "summary": row.annotations.get("summary", ""),
@@ -42,15 +67,31 @@ def alert_summary(row: AlertRow, held: SuppressionRow | None = None) -> dict[str
     }
 
 
+def count_alerts(session: Session, include_resolved: bool = False) -> int:
+    """How many alerts `list_alerts` pages through: what a truncated list reports."""
+    query = select(func.count()).select_from(AlertRow)
+    if not include_resolved:
+        query = query.where(AlertRow.status != "resolved")
+    return int(session.scalar(query) or 0)
+
+
 def list_alerts(
-    session: Session, include_resolved: bool = False, limit: int = 500
+    session: Session,
+    include_resolved: bool = False,
+    limit: int | None = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    query = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)
+    """Newest first; `limit` None: every one. Callers report `count_alerts` beside a page
+    that did not hold them all, so a cut-off list never passes for the whole."""
+    query = select(AlertRow).order_by(AlertRow.id.desc()).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
     if not include_resolved:
         query = query.where(AlertRow.status != "resolved")
     rows = list(session.scalars(query))
     held = held_alerts(session, [row.id for row in rows]) if rows else {}
-    return [alert_summary(row, held.get(row.id)) for row in rows]
+    policies = PolicyCache()
+    return [alert_summary(row, held.get(row.id), _next(row, session, policies)) for row in rows]
 
 
 def show_alert(session: Session, alert_id: int) -> dict[str, Any] | None:
@@ -64,7 +105,9 @@ def show_alert(session: Session, alert_id: int) -> dict[str, Any] | None:
         select(OutboxRow).where(OutboxRow.alert_id == alert_id).order_by(OutboxRow.id)
     )
     return {
-        **alert_summary(row, held_alerts(session, [row.id]).get(row.id)),
+        **alert_summary(
+            row, held_alerts(session, [row.id]).get(row.id), _next(row, session, PolicyCache())
+        ),
         "annotations": row.annotations,
         "generator_url": row.generator_url,
         "timeline": [

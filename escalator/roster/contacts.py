@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from escalator.config import Config
+from escalator.config import Config, Urgency
 from escalator.roster.oncall import Recipient
 
 
 def deliveries(
-    config: Config, methods: frozenset[str], recipient: Recipient, urgency: str
+    config: Config, methods: frozenset[str], recipient: Recipient, urgency: Urgency
 ) -> list[tuple[str, str | None, timedelta]]:
     """(method, address, delay) for each way to reach a recipient; console when none works.
 

@@ -111,7 +111,7 @@ def _existing_keys(session: Session, cfg: Config, now: datetime) -> set[str]:
             OutboxRow.created_at >= since,
         )
     )
-    return {p.get("key") for p in payloads if isinstance(p, dict) and p.get("key")}
+    return {p["key"] for p in payloads if isinstance(p, dict) and p.get("key")}
 
 
 def create_notices(

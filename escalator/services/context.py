@@ -17,6 +17,7 @@ from escalator.config import Config
 from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.roster.overrides import load_overrides
+from escalator.services import actors
 from escalator.store.clock import Clock, database_now
 
 
@@ -59,7 +60,9 @@ class ServiceContext:
             self.on_change()
 
     def check_actor(self, actor: Actor) -> None:
-        """The one rule for who may act, whichever way in: with a configuration, a person it
-        names (the CLI locally and the daemon for the API apply the same check)."""
-        if self.config is not None and self.config.person(actor.person) is None:
-            raise ServiceError(f"unknown person {actor.person!r}")
+        """The one rule for who may act, whichever way in (services/actors.py): the CLI
+        locally, the daemon for the API, the console, phones and Slack all end here."""
+        try:
+            actors.check(self.config, actor.person)
+        except actors.UnknownActor as exc:
+            raise ServiceError(str(exc)) from exc

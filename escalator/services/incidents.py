@@ -13,10 +13,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from escalator.config import Incidents
+from escalator.escalation.machine import Resolve
 from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import Schedule
 from escalator.incidents.store import incident_state, schedule_of, store_state
 from escalator.notify import slack_outbox
+from escalator.services.alerts import act
 from escalator.services.context import Actor, NotFound, ServiceContext, ServiceError
 from escalator.store.db import transaction
 from escalator.store.tables import IncidentRow, IncidentUpdateRow
@@ -50,7 +52,11 @@ def post_update(
     status: str = "IN PROGRESS",
     eta: str | None = None,
 ) -> IncidentDone:
-    """Record a status update; the next reminder counts from now."""
+    """Record a status update; the next reminder counts from now.
+
+    An update does what its status says: RESOLVED also resolves the alert (so the incident
+    resolves, in the same transaction), and an incident already resolved takes no status
+    update (one after the resolution notice would read as the incident reopening)."""
     ctx.check_actor(actor)
     status = status.upper()
     if status not in UPDATE_STATUSES:
@@ -61,6 +67,9 @@ def post_update(
     with transaction(ctx.factory) as session:
         now = ctx.now(session)
         incident = record_update(session, incident_id, message, actor, status, eta, now, schedule)
+        if status == "RESOLVED":
+            resolution = Resolve(by=actor.person, via=actor.via)
+            act(session, [incident_id], resolution, ctx.paging(session, now), ctx.policies, now)
         done = IncidentDone(incident_id, incident.channel, now)
     ctx.changed()
     return done
@@ -80,6 +89,11 @@ def record_update(
     incident = session.get(IncidentRow, alert_id, with_for_update=True)
     if incident is None:
         raise NoIncident(f"alert {alert_id} has no incident (incidents open for critical alerts)")
+    if incident.status != "open":
+        raise IncidentError(
+            f"incident #{incident.channel} is {incident.status}: it takes no more status "
+            "updates (link its post-mortem with `escalator postmortem ID --link URL`)"
+        )
     session.add(
         IncidentUpdateRow(
             alert_id=alert_id, at=now, author=actor.person, message=message, status=status, eta=eta

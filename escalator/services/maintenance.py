@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from escalator.config import LabelMatcher
 from escalator.maintenance.store import add_window, end_window, window_of
+from escalator.read.times import rfc3339
 from escalator.services.context import Actor, NotFound, ServiceContext, ServiceError
 from escalator.store.db import transaction
 
@@ -25,8 +26,8 @@ class Added:
     def as_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
-            "starts_at": self.starts_at.isoformat(),
-            "ends_at": self.ends_at.isoformat(),
+            "starts_at": rfc3339(self.starts_at),
+            "ends_at": rfc3339(self.ends_at),
             "held": self.held,
         }
 
@@ -73,6 +74,6 @@ def end(ctx: ServiceContext, actor: Actor, window_id: int) -> dict[str, object]:
         if row is None:
             raise NotFound(f"no maintenance window {window_id}")
         window = window_of(row)
-        ended = {"id": window.key, "ends_at": window.ends_at.isoformat()}
+        ended: dict[str, object] = {"id": window.key, "ends_at": rfc3339(window.ends_at)}
     ctx.changed()  # the daemon wakes its engine: release on this tick, not the next
     return ended

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from escalator.read.times import rfc3339
 from escalator.services.context import Actor, NotFound, ServiceContext, ServiceError
 from escalator.store.db import transaction
 from escalator.store.tables import OverrideRow
@@ -53,8 +54,8 @@ def add_override(
             "id": row.id,
             "rotation": rotation,
             "person": person,
-            "start": begin.isoformat(),
-            "end": end.isoformat(),
+            "start": rfc3339(begin),
+            "end": rfc3339(end),
             "created_by": actor.person,
         }
     ctx.changed()  # the engine's next tick pages through the new roster

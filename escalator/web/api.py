@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,7 @@ from escalator.store.db import transaction
 from escalator.web.auth import ApiError, bearer
 
 ICAL_TYPE = "text/calendar; charset=utf-8"
+MAX_PAGE = 5000  # alerts per GET /api/v1/alerts page
 By = Field(min_length=1, max_length=200, description="The person acting (a configured id).")
 
 
@@ -105,10 +106,33 @@ def api_router(daemon: Daemon) -> APIRouter:
 
     # Alerts -------------------------------------------------------------------------------
 
-    @router.get("/alerts")
-    def list_alerts(all: bool = False) -> Response:
+    @router.get(
+        "/alerts",
+        responses={
+            200: {
+                "description": "Alerts, newest first: at most `limit`, after `offset`.",
+                "headers": {
+                    "X-Total-Count": {
+                        "description": "How many alerts match in all (page with offset).",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            }
+        },
+    )
+    def list_alerts(
+        all: bool = Query(False, description="Include resolved alerts."),
+        limit: int = Query(
+            views.DEFAULT_LIMIT, ge=1, le=MAX_PAGE, description="At most this many alerts."
+        ),
+        offset: int = Query(0, ge=0, description="Skip this many (the newest) first."),
+    ) -> Response:
+        """`escalator list -o json`, one page at a time: X-Total-Count says how many match,
+        so a client knows when a page is not the whole list."""
         with transaction(daemon.factory) as session:
-            return JSONResponse(views.list_alerts(session, include_resolved=all))
+            rows = views.list_alerts(session, include_resolved=all, limit=limit, offset=offset)
+            total = views.count_alerts(session, include_resolved=all)
+        return JSONResponse(rows, headers={"X-Total-Count": str(total)})
 
     @router.get("/alerts/{alert_id}")
     def show_alert(alert_id: int) -> Response:

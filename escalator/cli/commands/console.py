@@ -11,22 +11,25 @@ from datetime import UTC, datetime
 
 import click
 
+from escalator.cli.support import Context, pass_ctx
+
 
 @click.command("ui-token")
 @click.argument("person_id", metavar="PERSON")
 @click.option("--revoke", is_flag=True, help="Remove PERSON's token (and end their sessions).")
-@click.pass_obj
-def ui_token(ctx: object, person_id: str, revoke: bool) -> None:
+@pass_ctx
+def ui_token(ctx: Context, person_id: str, revoke: bool) -> None:
     """Set (print once) or revoke PERSON's web console login token."""
     from escalator.store.db import transaction
     from escalator.web.ui.logins import revoke_token, set_token
 
-    config = ctx.config()  # type: ignore[attr-defined]
+    config = ctx.config()
+    assert config is not None
     if config.person(person_id) is None:
         raise click.BadParameter(f"unknown person {person_id!r}", param_hint="PERSON")
-    if ctx.server:  # type: ignore[attr-defined]
+    if ctx.server:
         raise click.UsageError("`escalator ui-token` works on the database: drop --server")
-    engine, factory = ctx.local()  # type: ignore[attr-defined]
+    engine, factory = ctx.local()
     try:
         with transaction(factory) as session:
             if revoke:

@@ -14,19 +14,27 @@ from pathlib import Path
 
 import click
 
-from escalator.cli.support import Context, actor, output_option, pass_ctx, print_json, table
-from escalator.incidents import runbooks
-from escalator.read import report
+from escalator.cli.support import (
+    ALERT_ID,
+    Context,
+    actor,
+    output_option,
+    pass_ctx,
+    print_json,
+    table,
+    when,
+)
 
 
 @click.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ALERT_ID)
 @click.argument("message")
 @click.option(
     "--status",
     type=click.Choice(["IN PROGRESS", "MONITORING", "RESOLVED"], case_sensitive=False),
     default="IN PROGRESS",
     show_default=True,
+    help="The incident's status; RESOLVED also resolves the alert.",
 )
 @click.option("--eta", help="Estimated resolution, free text (e.g. '20:30 UTC').")
 @click.option("--as", "as_", metavar="PERSON", help="Who posts (default: $ESCALATOR_USER).")
@@ -42,17 +50,19 @@ def update(
     """Post a status update to an incident (its ID is the critical alert's ID).
 
     It goes on the timeline and to the incident channel ("Status Update" template),
-    and the next 15-minute reminder counts from now.
+    and the next 15-minute reminder counts from now. `--status RESOLVED` also resolves
+    the alert (and so the incident); an incident already resolved takes no more updates.
     """
     who = actor(as_, ctx)
     with ctx.backend() as backend:
         done = backend.post_update(who, incident_id, message, status.upper(), eta)
     channel = done["channel"]
-    click.echo(f"ok #{channel}: update recorded; the daemon posts it on its next tick")
+    resolved = " and the alert resolved" if status.upper() == "RESOLVED" else ""
+    click.echo(f"ok #{channel}: update recorded{resolved}; the daemon posts it on its next tick")
 
 
 @click.command()
-@click.argument("incident_id", type=int, required=False)
+@click.argument("incident_id", type=ALERT_ID, required=False)
 @click.option("--link", metavar="URL", help="Where the post-mortem is; closes the incident.")
 @click.option("--overdue", is_flag=True, help="List overdue post-mortems instead.")
 @click.option("--as", "as_", metavar="PERSON", help="Who links it.")
@@ -102,11 +112,11 @@ def _list_postmortems(ctx: Context, overdue_only: bool, output: str) -> None:
         return
     cells = [
         [
-            str(r["id"]),
+            f"#{r['id']}",
             r["channel"],
             r["alertname"],
             r["commander"] or "-",
-            r["due_at"],
+            when(ctx, r["due_at"]),
             f"OVERDUE {r['overdue_by']}" if r["overdue"] else "due",
         ]
         for r in rows
@@ -120,6 +130,8 @@ def _list_postmortems(ctx: Context, overdue_only: bool, output: str) -> None:
 @pass_ctx
 def runbook(ctx: Context, alertname: str, output: str) -> None:
     """The runbook for an alert name: link, impact and immediate actions."""
+    from escalator.incidents import runbooks
+
     config = ctx.config()
     assert config is not None
     found = runbooks.describe(config, alertname)
@@ -154,6 +166,8 @@ def runbook(ctx: Context, alertname: str, output: str) -> None:
 @pass_ctx
 def report_(ctx: Context, since: str, chart_path: Path | None, output: str) -> None:
     """Per alert name and per person: count, time to ack and resolve, SLA, pages."""
+    from escalator.read import report
+
     try:  # the grammar only, checked before anything is read; the window is the store's
         report.parse_since(since, datetime.now(UTC))
     except ValueError as exc:
@@ -178,6 +192,8 @@ def report_(ctx: Context, since: str, chart_path: Path | None, output: str) -> N
 
 
 def _print_report(data: dict[str, object]) -> None:
+    from escalator.read import report
+
     totals = data["totals"]
     assert isinstance(totals, dict)
     click.echo(

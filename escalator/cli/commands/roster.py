@@ -8,31 +8,29 @@ in the rotation's own zone with the zone spelled out, so a mistake is visible.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from escalator.cli.backend import Local
 from escalator.cli.support import (
+    ALERT_ID,
     Context,
     actor,
     output_option,
+    parse_duration,
     parse_time,
     pass_ctx,
     print_json,
+    stdout_bytes,
     table,
 )
-from escalator.config import Config
-from escalator.config.durations import format_duration, parse_duration
-from escalator.read.simulate import Scenario, format_offset
-from escalator.read.simulate import run as simulate_run
-from escalator.roster.oncall import Override
-from escalator.roster.schedule import (
-    TABLE_HEADER,
-    local,
-    table_rows,
-)
+from escalator.read import times
+
+if TYPE_CHECKING:
+    from escalator.config import Config
+    from escalator.read.simulate import Scenario
+    from escalator.roster.oncall import Override
 
 ALL_METHODS = frozenset({"sms", "voice", "email", "chat", "console"})
 
@@ -46,17 +44,19 @@ def _config(ctx: Context) -> Config:
 def _db_overrides(ctx: Context, since: datetime) -> list[Override]:
     """Overrides stored in the database (ending after `since`); [] with a warning when the
     database cannot be read, because a dry run from the config alone still helps."""
+    from escalator.cli.backend import Local
+
     with Local(ctx) as local_db:
         return local_db._stored_overrides(since)
 
 
 def _duration(value: str | None, name: str) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=name) from exc
+    return None if value is None else parse_duration(value, name)  # type: ignore[no-any-return]
+
+
+def _zone_name(ctx: Context, rotation_zone: str) -> Any:
+    """The zone of a roster table: --tz if given, else the rotation's own."""
+    return ctx.tz() if ctx.tz_name else times.zone(rotation_zone)
 
 
 # override ------------------------------------------------------------------------------
@@ -105,10 +105,10 @@ def override_add(
     if output == "json":
         print_json(created)
         return
-    begin, finish = (datetime.fromisoformat(created[k]) for k in ("start", "end"))
+    tz = _zone_name(ctx, spec.timezone)
     click.echo(
         f"override #{created['id']}: {person} holds {rotation} from "
-        f"{local(begin, spec.timezone)} until {local(finish, spec.timezone)}"
+        f"{times.local(created['start'], tz)} until {times.local(created['end'], tz)}"
     )
 
 
@@ -128,17 +128,17 @@ def override_list(ctx: Context, all_: bool, output: str) -> None:
         click.echo("no overrides")
         return
 
-    def zone(rotation_id: str) -> str:
+    def zone(rotation_id: str) -> Any:
         spec = config.rotation(rotation_id)
-        return spec.timezone if spec else "UTC"
+        return _zone_name(ctx, spec.timezone if spec else "UTC")
 
     cells = [
         [
             f"#{r['id']}" if r["id"] is not None else "config",
             r["rotation"],
             r["person"],
-            local(datetime.fromisoformat(r["start"]), zone(r["rotation"])),
-            local(datetime.fromisoformat(r["end"]), zone(r["rotation"])),
+            times.local(r["start"], zone(r["rotation"])),
+            times.local(r["end"], zone(r["rotation"])),
             r["created_by"] or "-",
         ]
         for r in rows
@@ -147,7 +147,7 @@ def override_list(ctx: Context, all_: bool, output: str) -> None:
 
 
 @override.command("remove")
-@click.argument("override_id", type=int)
+@click.argument("override_id", type=ALERT_ID)
 @click.option("--as", "as_", metavar="PERSON", help="Who removes it (default: login).")
 @pass_ctx
 def override_remove(ctx: Context, override_id: int, as_: str | None) -> None:
@@ -165,7 +165,9 @@ def override_remove(ctx: Context, override_id: int, as_: str | None) -> None:
 @click.argument("rotation", required=False)
 @click.option("--from", "from_", metavar="TIME", help="Start (ISO 8601, now, -1d); default now.")
 @click.option("--until", "until", metavar="TIME", help="End; default two weeks after --from.")
-@click.option("--ical", is_flag=True, help="Print an iCalendar (.ics) feed instead of a table.")
+@click.option(
+    "--ical", is_flag=True, help="Print an iCalendar (.ics) feed instead (not with -o json)."
+)
 @output_option
 @pass_ctx
 def schedule(
@@ -176,7 +178,11 @@ def schedule(
     ical: bool,
     output: str,
 ) -> None:
-    """The shifts of ROTATION (default: every rotation) between --from and --until."""
+    """The shifts of ROTATION (default: every rotation) between --from and --until.
+
+    Times are in each rotation's own zone (where its handoff is defined) unless --tz."""
+    if ical and output == "json":
+        raise click.UsageError("--ical prints iCalendar: it cannot also be -o json")
     config = _config(ctx)
     if rotation is not None and config.rotation(rotation) is None:
         known = ", ".join(r.id for r in config.rotations) or "none"
@@ -187,8 +193,7 @@ def schedule(
         raise click.BadParameter("must be after --from", param_hint="--until")
     with ctx.backend() as backend:
         if ical:
-            sys.stdout.buffer.write(backend.schedule_ical(rotation, start, end))
-            sys.stdout.flush()
+            stdout_bytes(backend.schedule_ical(rotation, start, end))
             return
         rows = backend.schedule(rotation, start, end)
     if output == "json":
@@ -197,7 +202,18 @@ def schedule(
     if not rows:
         click.echo("no rotations")
         return
-    click.echo(table(table_rows(rows), TABLE_HEADER))
+    from escalator.roster.schedule import NOBODY, TABLE_HEADER, table_rows
+
+    if ctx.tz_name:  # the reader asked for one zone: every rotation's rows in it
+        tz = ctx.tz()
+        cells = [
+            [r["rotation"], times.local(r["start"], tz), times.local(r["end"], tz),
+             r["person"] or NOBODY, r["note"]]
+            for r in rows
+        ]  # fmt: skip
+    else:
+        cells = table_rows(rows)
+    click.echo(table(cells, TABLE_HEADER))
 
 
 # simulate ------------------------------------------------------------------------------
@@ -219,6 +235,12 @@ def _methods(config: Config, all_channels: bool) -> frozenset[str]:
     """The methods the daemon would have with this config (its own build_channels)."""
     if all_channels:
         return ALL_METHODS
+    from escalator.notify.channels import configured_methods
+
+    try:
+        return frozenset(configured_methods(config)) | {"console"}
+    except Exception:
+        pass
     from escalator.daemon import build_channels
 
     try:
@@ -229,6 +251,8 @@ def _methods(config: Config, all_channels: bool) -> frozenset[str]:
 
 
 def _print_scenario(scenario: Scenario, start: datetime) -> None:
+    from escalator.read.simulate import format_offset
+
     click.echo(f"== {scenario.name} ==")
     rows = []
     for e in scenario.events:
@@ -258,8 +282,19 @@ def _print_scenario(scenario: Scenario, start: datetime) -> None:
 @click.option("--labels", required=True, help="Alert labels: severity=critical,alertname=X.")
 @click.option("--start", "start", metavar="TIME", help="When the alert opens; default now.")
 @click.option("--ack-at", metavar="DURATION", help="Also simulate an ack this long after start.")
-@click.option("--ack-by", metavar="PERSON", default="(simulated)", show_default=True)
-@click.option("--until", "until", metavar="DURATION", help="Stop this long after start.")
+@click.option(
+    "--ack-by",
+    metavar="PERSON",
+    default="(simulated)",
+    show_default=True,
+    help="Who acknowledges in the --ack-at scenario (shown on its timeline).",
+)
+@click.option(
+    "--until",
+    "until",
+    metavar="DURATION",
+    help="Stop the simulation this long after start (default: when nothing more can fire).",
+)
 @click.option(
     "--all-channels",
     is_flag=True,
@@ -282,6 +317,9 @@ def simulate(
     Runs the daemon's state machine and roster on a virtual clock, without an
     acknowledgement and, with --ack-at, with one.
     """
+    from escalator.config.durations import format_duration
+    from escalator.read.simulate import run as simulate_run
+
     config = _config(ctx)
     parsed = _labels(labels)
     policy = config.route(parsed)

@@ -6,25 +6,21 @@ daemon's HTTP API (`--server URL --token T`) and prints the same views.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import click
-from pydantic import ValidationError
 
 from escalator.cli.support import (
+    WINDOW_ID,
     Context,
     actor,
     age,
     output_option,
+    parse_duration,
     parse_time,
     pass_ctx,
     print_json,
     table,
+    when,
 )
-from escalator.config import LabelMatcher
-from escalator.config.durations import parse_duration
-from escalator.store.db import transaction
 
 # Heartbeats -------------------------------------------------------------------------------
 
@@ -39,19 +35,8 @@ def heartbeat() -> None:
 @pass_ctx
 def heartbeat_list(ctx: Context, output: str) -> None:
     """Each heartbeat: last beat, when it falls due, state (ok, waiting, missed)."""
-    if ctx.server:
-        rows = ctx.http("GET", "/api/v1/heartbeats")
-    else:
-        from escalator.ingest.heartbeat_store import list_heartbeats
-
-        config = ctx.config()
-        assert config is not None
-        engine, factory = ctx.local()
-        try:
-            with transaction(factory) as session:
-                rows = list_heartbeats(session, config, datetime.now(UTC))
-        finally:
-            engine.dispose()
+    with ctx.backend() as backend:
+        rows = backend.heartbeats()
     if output == "json":
         print_json(rows)
         return
@@ -64,7 +49,7 @@ def heartbeat_list(ctx: Context, output: str) -> None:
             r["state"].upper() if r["state"] == "missed" else r["state"],
             "+".join(r["fed_by"]),
             age(r["last_beat_at"]),
-            age(r["due_at"]) if r["due_at"] else "-",
+            when(ctx, r["due_at"]),
             f"#{r['alert_id']}" if r["alert_id"] else "-",
         ]
         for r in rows
@@ -120,53 +105,23 @@ def maintenance_add(
     """Start a maintenance window now: matching alerts page no one until it ends."""
     if (for_ is None) == (until is None):
         raise click.UsageError("give exactly one of --for or --until")
-    try:
-        matcher = LabelMatcher(
-            match=_pairs(match, "--match"), match_re=_pairs(match_re, "--match-re")
-        )
-    except ValidationError as exc:
-        raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--match-re") from exc
-    if not (matcher.match or matcher.match_re):
+    wanted, wanted_re = _pairs(match, "--match"), _pairs(match_re, "--match-re")
+    if not (wanted or wanted_re):
         raise click.UsageError("give at least one --match or --match-re")
     who = actor(as_, ctx)
     # The window starts at the daemon's (--server) or the database's time, not the laptop's:
     # a duration is sent as a duration. `--until` is absolute (`+2h` is read here).
-    duration = None
     if for_ is not None:
-        try:
-            duration = parse_duration(for_)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--for") from exc
+        parse_duration(for_, "--for")
     ends = parse_time(until)
-    if ctx.server:
-        body: dict[str, Any] = {
-            "match": matcher.match,
-            "match_re": matcher.match_re,
-            "reason": reason,
-            "by": who,
-            "include_open": include_open,
-        }
-        body.update({"for": for_} if for_ is not None else {"until": ends and ends.isoformat()})
-        created = ctx.http("POST", "/api/v1/maintenance", json=body)
-    else:
-        from escalator.services import maintenance as services
-        from escalator.services.context import Actor, ServiceContext, ServiceError
-
-        engine, factory = ctx.local()
-        try:
-            added = services.add(
-                ServiceContext(factory, ctx.config(required=False)), Actor(who, "cli"),
-                matcher, reason, for_=duration, until=ends, include_open=include_open,
-            )  # fmt: skip
-        except ServiceError as exc:
-            raise click.ClickException(str(exc)) from exc
-        finally:
-            engine.dispose()
-        created = added.as_dict()
+    with ctx.backend() as backend:
+        created = backend.add_maintenance(
+            who, wanted, wanted_re, reason, for_, ends, include_open
+        )
     if output == "json":
         print_json(created)
         return
-    click.echo(f"maintenance {created['id']} until {created['ends_at']} ({reason})")
+    click.echo(f"maintenance {created['id']} until {when(ctx, created['ends_at'])} ({reason})")
     if created["held"]:
         held = ", ".join(f"#{i}" for i in created["held"])
         click.echo(f"holding alerts already open: {held}")
@@ -178,19 +133,8 @@ def maintenance_add(
 @pass_ctx
 def maintenance_list(ctx: Context, all_: bool, output: str) -> None:
     """Current and scheduled maintenance windows (and the config's next occurrences)."""
-    if ctx.server:
-        rows = ctx.http("GET", "/api/v1/maintenance", params={"all": str(all_).lower()})
-    else:
-        from escalator.maintenance.store import list_windows
-
-        config = ctx.config()
-        assert config is not None
-        engine, factory = ctx.local()
-        try:
-            with transaction(factory) as session:
-                rows = list_windows(session, config, datetime.now(UTC), include_past=all_)
-        finally:
-            engine.dispose()
+    with ctx.backend() as backend:
+        rows = backend.maintenance_windows(all_)
     if output == "json":
         print_json(rows)
         return
@@ -206,8 +150,8 @@ def maintenance_list(ctx: Context, all_: bool, output: str) -> None:
                 r["id"],
                 r["state"],
                 ",".join(wanted),
-                age(r["starts_at"]),
-                age(r["ends_at"]),
+                when(ctx, r["starts_at"]),
+                when(ctx, r["ends_at"]),
                 str(r["holding"]),
                 r["created_by"] or "config",
                 r["reason"],
@@ -217,35 +161,17 @@ def maintenance_list(ctx: Context, all_: bool, output: str) -> None:
 
 
 @maintenance.command("end")
-@click.argument("window_id", metavar="ID")
+@click.argument("window_id", metavar="ID", type=WINDOW_ID)
 @click.option("--as", "as_", metavar="PERSON", help="Who (default: $ESCALATOR_USER or login).")
 @pass_ctx
-def maintenance_end(ctx: Context, window_id: str, as_: str | None) -> None:
-    """End a window now: alerts it held that still fire start escalating."""
-    try:
-        number = int(window_id.lstrip("#"))
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{window_id!r}: a window id such as 3 (weekly windows of the config end on their own)",
-            param_hint="ID",
-        ) from exc
-    who = actor(as_, ctx)
-    if ctx.server:
-        ended = ctx.http("POST", f"/api/v1/maintenance/{number}/end", json={"by": who})
-    else:
-        from escalator.services import maintenance as services
-        from escalator.services.context import Actor, ServiceContext, ServiceError
+def maintenance_end(ctx: Context, window_id: int, as_: str | None) -> None:
+    """End a window now (ID as 3 or #3): alerts it held that still fire start escalating.
 
-        engine, factory = ctx.local()
-        try:
-            ended = services.end(
-                ServiceContext(factory, ctx.config(required=False)), Actor(who, "cli"), number
-            )
-        except ServiceError as exc:
-            raise click.ClickException(str(exc)) from exc
-        finally:
-            engine.dispose()
-    click.echo(f"maintenance {ended['id']} ended at {ended['ends_at']}")
+    Weekly windows of the config end on their own."""
+    who = actor(as_, ctx)
+    with ctx.backend() as backend:
+        ended = backend.end_maintenance(who, window_id)
+    click.echo(f"maintenance {ended['id']} ended at {when(ctx, ended['ends_at'])}")
 
 
 COMMANDS = [heartbeat, maintenance]

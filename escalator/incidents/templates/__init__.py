@@ -126,7 +126,7 @@ class Templates:
 
     def __init__(
         self,
-        overrides: Mapping[str, Mapping[str, TemplateSource]] | None = None,
+        overrides: Mapping[str, Mapping[Any, TemplateSource]] | None = None,
         directory: Path = TEMPLATE_DIR,
     ) -> None:
         self.directory = directory

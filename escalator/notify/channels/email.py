@@ -78,7 +78,7 @@ class EmailChannel:
             code, text = next(iter(exc.recipients.values()))
             return _by_code(code, text.decode(errors="replace"))
         except smtplib.SMTPResponseException as exc:
-            return _by_code(exc.smtp_code, exc.smtp_error.decode(errors="replace"))
+            return _by_code(exc.smtp_code, exc.smtp_error.decode(errors="replace"))  # type: ignore[union-attr]  # bytes at run time
         except smtplib.SMTPNotSupportedError as exc:
             # e.g. AUTH or STARTTLS not offered: a configuration problem no retry will fix.
             return SendResult("failed", f"smtp: {exc}")

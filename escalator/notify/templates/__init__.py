@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from escalator.config import TemplateSource
 from escalator.incidents.templates import Templates
@@ -18,7 +19,7 @@ PAGE_TEMPLATE_DIR = Path(__file__).resolve().parent
 
 
 def page_templates(
-    overrides: Mapping[str, Mapping[str, TemplateSource]] | None = None,
+    overrides: Mapping[str, Mapping[Any, TemplateSource]] | None = None,
 ) -> Templates:
     """Page and shift-notice templates with `channels.templates` overrides applied."""
     return Templates(overrides, PAGE_TEMPLATE_DIR)

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from escalator.config import Config, Policy
 from escalator.config.durations import format_duration
 from escalator.daemon import Daemon
-from escalator.escalation.machine import condition_holds
+from escalator.escalation.apply import state_of
+from escalator.escalation.machine import next_escalation
 from escalator.incidents import protocol as incidents
 from escalator.incidents import runbooks
 from escalator.incidents.store import incident_state
@@ -116,37 +117,21 @@ def _names(paging: Any, policy: Policy, level: int, at: datetime) -> str:
 
 
 def next_firing(row: AlertRow, policy: Policy, paging: Any, now: datetime) -> str:
-    """What will really fire next for this alert, when, and to whom.
-
-    Walks the remaining steps as the machine will: a step whose condition will not hold
-    in the alert's present state is skipped, not shown; an acknowledgement that ends
-    re-pages the level reached; the repeat of the last step counts too.
-    """
+    """What will really fire next for this alert, when, and to whom: the machine's own
+    `next_escalation` (skipped steps are not shown), with the names from today's roster."""
     if row.status == "resolved":
         return "nothing: resolved"
-    found: tuple[datetime, str] | None = None
-    for index in range(row.next_step, len(policy.steps)):
-        step = policy.steps[index]
-        if condition_holds(step.condition, row.status):  # type: ignore[arg-type]
-            due = row.clock_base + step.after
-            found = (due, f"level {index} → {_names(paging, policy, index, max(due, now))}")
-            break
-    if found is None and row.next_step >= len(policy.steps) and policy.repeat is not None:
-        last = len(policy.steps) - 1
-        condition = policy.repeat.condition or policy.steps[last].condition
-        if row.repeats_done < policy.repeat.times and condition_holds(condition, row.status):  # type: ignore[arg-type]
-            due = row.clock_base + policy.steps[last].after
-            due += policy.repeat.every * (row.repeats_done + 1)
-            found = (due, f"repeat of level {last} → {_names(paging, policy, last, max(due, now))}")
-    if row.status == "acknowledged" and row.ack_expires_at is not None:
-        level = max(row.level, 0)
-        if found is None or row.ack_expires_at <= found[0]:
-            names = _names(paging, policy, level, max(row.ack_expires_at, now))
-            found = (row.ack_expires_at, f"ack ends: level {level} → {names} again")
-    if found is None:
+    upcoming = next_escalation(state_of(row), policy)
+    if upcoming is None:
         return "nothing more (acknowledged)" if row.status == "acknowledged" else "nothing more"
-    due, what = found
-    when = "now" if due <= now else ago(due, now)
+    names = _names(paging, policy, upcoming.level, max(upcoming.at, now))
+    if upcoming.kind == "ack_ends":
+        what = f"ack ends: level {upcoming.level} → {names} again"
+    elif upcoming.kind == "repeat":
+        what = f"repeat of level {upcoming.level} → {names}"
+    else:
+        what = f"level {upcoming.level} → {names}"
+    when = "now" if upcoming.at <= now else ago(upcoming.at, now)
     return f"{what} ({when})"
 
 
