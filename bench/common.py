@@ -23,10 +23,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # reuse the fault helpers: payloads, fresh databases
+sys.path.insert(0, str(ROOT))  # reuse the test helpers: payloads, fresh databases
 
-from faults.payloads import storm_alert, storm_body  # noqa: E402
-from faults.pg import PG_SERVER, fresh_database  # noqa: E402
+from tests.support.payloads import storm_alert, storm_body  # noqa: E402
+from tests.support.pg import PG_SERVER, fresh_database  # noqa: E402
 
 __all__ = ["storm_alert", "storm_body"]
 

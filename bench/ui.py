@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from common import BACKENDS, database, machine, scratch
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
-from support.console import webhook_body, write_config
 
 from escalator.config import load_config
 from escalator.daemon import build_daemon
@@ -38,6 +37,7 @@ from escalator.store.tables import (
     TimelineRow,
 )
 from escalator.web.app import create_app
+from tests.support.console import webhook_body, write_config
 
 PAGES = (
     ("alerts, page 1", "/ui/"),

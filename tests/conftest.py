@@ -9,7 +9,6 @@ than skip when the server is missing: CI must run them.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,6 @@ from escalator.store.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("ESCALATOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,11 @@ from escalator.notify.channels.email import EmailChannel
 from escalator.notify.channels.twilio_sms import TwilioSmsChannel, make_client
 from escalator.notify.channels.twilio_voice import TwilioVoiceChannel
 from escalator.notify.channels.webhook import WebhookChannel
-from tests.conftest import free_port
 from tests.fakes.fake_chat import FakeChat
 from tests.fakes.fake_twilio import FakeTwilio
-from tests.fakes.rig import ACCOUNT_SID, ALICE, AUTH_TOKEN, FROM_NUMBER
 from tests.fakes.smtp_sink import SmtpSink
+from tests.support.ports import free_port
+from tests.support.rig import ACCOUNT_SID, ALICE, AUTH_TOKEN, FROM_NUMBER
 
 PUBLIC = "https://escalator.example"
 

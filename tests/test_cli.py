@@ -22,17 +22,16 @@ from escalator.engine.runner import wait_until
 from escalator.store.db import current_revision, head_revision, make_engine, session_factory
 from escalator.store.tables import AlertRow
 from escalator.web.app import create_app
-from tests.conftest import free_port
-from tests.helpers import (
+from tests.support.helpers import (
     ESCALATION_KINDS,
     SHIPPED_CONFIG,
-    Recorder,
-    Rig,
     alert_rows,
     am_alert,
     am_body,
     timeline,
 )
+from tests.support.ports import free_port
+from tests.support.rig import Recorder, Rig
 from tests.support.servers import running_server
 
 CONFIG = str(SHIPPED_CONFIG)
@@ -380,9 +379,7 @@ def test_every_data_verb_works_through_the_server(
             stranger = run("escalate", str(alert_id), "--as", "mallory")
             assert stranger.exit_code == 2  # refused before anything is sent
 
-        kinds = {
-            (r.kind, r.channel, r.actor) for r in timeline(daemon.factory, alert_id, False)
-        }
+        kinds = {(r.kind, r.channel, r.actor) for r in timeline(daemon.factory, alert_id, False)}
         for expected in (
             ("escalated_manually", "api", "alice"),
             ("status_update", "api", "alice"),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from escalator.config import Config, ConfigError, Route, Secret, load_config, parse_config
 from escalator.config.durations import format_duration, parse_duration
-from tests.helpers import SHIPPED_CONFIG, shipped_config
+from tests.support.helpers import SHIPPED_CONFIG, shipped_config
 
 # A small valid config; each error test breaks exactly one line of it.
 BASE = textwrap.dedent(

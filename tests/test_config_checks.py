@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from escalator.cli.main import main
-from tests.helpers import SHIPPED_CONFIG
+from tests.support.helpers import SHIPPED_CONFIG
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKENS = {"ESCALATOR_WEBHOOK_TOKEN": "hook-token", "ESCALATOR_API_TOKEN": "api-token"}

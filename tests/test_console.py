@@ -23,8 +23,8 @@ from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow
 from escalator.web.app import create_app
 from escalator.web.ui import logins
-from tests.helpers import Recorder
 from tests.support.console import csrf_of, webhook_body, write_config
+from tests.support.rig import Recorder
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 LOOPBACK = ("127.0.0.1", 40000)

@@ -29,8 +29,8 @@ from escalator.store.tables import (
     OverrideRow,
     TimelineRow,
 )
-from tests.conftest import free_port
 from tests.support.console import CHROMIUM, PHONE, csrf_of, webhook_body, write_config
+from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess, clean_env, run_cli, start_escalator
 
 WAIT_MS = 30_000

@@ -16,17 +16,16 @@ import uuid
 from pathlib import Path
 
 import httpx
-from conftest import free_port
-from faults.escalator_proc import (
+
+from escalator.engine.runner import wait_until
+from tests.support.payloads import fingerprint, storm_body, storm_config
+from tests.support.ports import free_port
+from tests.support.processes import (
     EscalatorProcess,
-    compressed_config,
     page_counts,
     post_until_accepted,
 )
-from faults.payloads import fingerprint, storm_body
-from faults.store import read_record
-
-from escalator.engine.runner import wait_until
+from tests.support.store import read_record
 
 ALERTS = 600
 GROUP = 20
@@ -35,8 +34,10 @@ KILLS = 5
 
 
 def test_sigkill_during_storm_loses_nothing(database_url: str, tmp_path: Path) -> None:
-    config = compressed_config(tmp_path / "escalator.yaml", LEVELS, send_lease="3s")
-    daemon = EscalatorProcess("daemon", config, database_url, free_port(), tmp_path)
+    config = storm_config(tmp_path / "escalator.yaml", LEVELS, send_lease="3s")
+    daemon = EscalatorProcess(
+        tmp_path, config, database_url, free_port(), name="daemon", log_level="warning"
+    )
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     tag = uuid.uuid4().hex[:8]

@@ -18,19 +18,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
-from faults.alertmanager import Alertmanager
-from faults.escalator_proc import (
+
+from escalator.engine.runner import wait_until
+from tests.support.alertmanager import Alertmanager
+from tests.support.payloads import storm_body, storm_config
+from tests.support.pg import PrivatePostgres
+from tests.support.ports import free_port
+from tests.support.processes import (
     EscalatorProcess,
-    compressed_config,
+    clean_env,
     page_counts,
     post_until_accepted,
 )
-from faults.payloads import storm_body
-from faults.pg import PrivatePostgres
-from faults.store import read_record
-
-from escalator.engine.runner import wait_until
+from tests.support.store import read_record
 
 LEVELS = (0, 2, 4)
 OUTAGE_SECONDS = 25  # how long the database stays down (the scenario, not an assertion)
@@ -65,12 +65,13 @@ def _status(url: str, path: str, token: str, body: dict[str, object] | None = No
 def test_postgres_outage_loses_nothing(private_pg: PrivatePostgres, tmp_path: Path) -> None:
     token = secrets.token_urlsafe(16)
     env_name = "ESCALATOR_OUTAGE_TEST_TOKEN"
-    config = compressed_config(tmp_path / "escalator.yaml", LEVELS, token_env=env_name)
+    config = storm_config(tmp_path / "escalator.yaml", LEVELS, token_env=env_name)
     daemon = EscalatorProcess(
-        "daemon", config, private_pg.url, free_port(), tmp_path, env={env_name: token}
+        tmp_path, config, private_pg.url, free_port(), clean_env(**{env_name: token}),
+        name="daemon", log_level="warning",
     )
     (tmp_path / "am").mkdir()
-    am = Alertmanager(free_port(), f"{daemon.url}/webhooks/alertmanager", token, tmp_path / "am")
+    am = Alertmanager(tmp_path / "am", free_port(), f"{daemon.url}/webhooks/alertmanager", token)
     tag = uuid.uuid4().hex[:8]
     last = len(LEVELS) - 1
     try:

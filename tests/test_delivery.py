@@ -8,16 +8,16 @@ loopback fakes; see tests/fakes/rig.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.conftest import free_port
 from tests.fakes.fake_twilio import Sent
-from tests.fakes.rig import ALICE, T0, PagingRig
+from tests.support.ports import free_port
+from tests.support.rig import ALICE, T0, Rig, paging_rig
 
 # Alice's page rules for the fallback tests: SMS now, voice after 1 min, email after 10.
 SLOW_EMAIL = """
@@ -35,11 +35,11 @@ people:
 
 
 @pytest.fixture
-def make_rig(database_url: str, tmp_path: Path) -> Iterator[type[PagingRig]]:
-    rigs: list[PagingRig] = []
+def make_rig(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    rigs: list[Rig] = []
 
-    def make(**kwargs: object) -> PagingRig:
-        rig = PagingRig(database_url, tmp_path, free_port(), free_port(), **kwargs)  # type: ignore[arg-type]
+    def make(**kwargs: object) -> Rig:
+        rig = paging_rig(database_url, tmp_path, free_port(), free_port(), **kwargs)  # type: ignore[arg-type]
         rigs.append(rig)
         return rig
 
@@ -59,7 +59,7 @@ def test_thirty_percent_of_twilio_requests_failing_loses_no_page(make_rig) -> No
     rig = make_rig(fail_rate=0.3)
     ids: list[int] = []
     for _ in range(10):
-        ids += rig.fire()
+        ids += rig.fire_new()
         for _ in range(15):
             rig.advance(seconds=2)
     for _ in range(30):  # let retries and the (rate-limited) voice calls finish
@@ -78,7 +78,7 @@ def test_thirty_percent_of_twilio_requests_failing_loses_no_page(make_rig) -> No
 def test_permanent_error_falls_back_to_the_next_method_at_once(make_rig) -> None:  # type: ignore[no-untyped-def]
     rig = make_rig(people=SLOW_EMAIL)
     rig.twilio.fail_codes[ALICE] = 21211  # invalid 'To' number: SMS and voice both fail
-    (alert_id,) = rig.fire()
+    (alert_id,) = rig.fire_new()
     rig.step()
     assert rig.clock.now() == T0
     (mail,) = rig.smtp.to("alice@example.com")  # email was due at 10 min; sent now
@@ -95,7 +95,7 @@ def test_permanent_error_falls_back_to_the_next_method_at_once(make_rig) -> None
 
 def test_failed_status_callbacks_move_to_the_next_method(make_rig) -> None:  # type: ignore[no-untyped-def]
     rig = make_rig(people=SLOW_EMAIL)
-    (alert_id,) = rig.fire()
+    (alert_id,) = rig.fire_new()
     rig.step()
     (sms,) = rig.twilio.messages(ALICE)
     assert rig.twilio.calls() == []
@@ -122,7 +122,7 @@ def test_failed_status_callbacks_move_to_the_next_method(make_rig) -> None:  # t
 
 def test_delivered_status_is_recorded(make_rig) -> None:  # type: ignore[no-untyped-def]
     rig = make_rig()
-    (alert_id,) = rig.fire()
+    (alert_id,) = rig.fire_new()
     rig.step()
     (sms,) = rig.twilio.messages(ALICE)
     rig.twilio.fire_status(sms.sid, "delivered")
@@ -142,11 +142,11 @@ def test_alert_storm_stays_within_the_rate_limit_and_every_alert_is_acknowledgea
     new_incident: list[int] = []
     # 200 alerts of one incident in 20 waves 15 s apart; a different incident at 97 s.
     for wave in range(20):
-        ids += rig.fire(10, alertname="DiskFull")
+        ids += rig.fire_new(10, alertname="DiskFull")
         rig.step()
         if wave == 6:
             rig.advance(seconds=7)
-            new_incident = rig.fire(alertname="DatabaseDown")
+            new_incident = rig.fire_new(alertname="DatabaseDown")
             rig.step()
             rig.clock.advance(seconds=8)
         else:

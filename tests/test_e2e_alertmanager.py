@@ -17,21 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
-from support.e2e import (
+
+from escalator.config import Config, Policy
+from escalator.roster.oncall import recipients
+from tests.support.e2e import (
     Stack,
     compressed_config,
     iso,
     start_stack,
 )
-from support.processes import (
+from tests.support.ports import free_port
+from tests.support.processes import (
     ManagedProcess,
     ProcessError,
     clean_env,
 )
-
-from escalator.config import Config, Policy
-from escalator.roster.oncall import recipients
 
 
 @pytest.fixture

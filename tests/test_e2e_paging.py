@@ -28,12 +28,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port
-from support.e2e import SHIPPED_CONFIG, Stack, start_stack
-from support.processes import (
-    ManagedProcess,
-    clean_env,
-)
 from twilio.request_validator import RequestValidator
 
 from escalator.config import Config, load_config
@@ -42,6 +36,13 @@ from escalator.roster.oncall import recipients
 from tests.fakes.fake_chat import FakeChat
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.fakes.smtp_sink import SmtpSink
+from tests.support.e2e import Stack, start_stack
+from tests.support.helpers import SHIPPED_CONFIG
+from tests.support.ports import free_port
+from tests.support.processes import (
+    ManagedProcess,
+    clean_env,
+)
 
 # Critical: 5 min -> 15 s. The SMS ack normally lands within a few seconds of the page, so
 # well before the engineering lead (level 1, 15 s) and the voice call (VOICE_AFTER).

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port
-from support.e2e import Stack, compressed_config
-from support.processes import ManagedProcess, clean_env, start_alertmanager, start_escalator
+
+from tests.support.alertmanager import start_alertmanager
+from tests.support.e2e import Stack, compressed_config
+from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess, clean_env, start_escalator
 
 SHIPPED_ALERTMANAGER = Path(__file__).resolve().parents[1] / "config" / "alertmanager.yml"
 WITHIN = 30.0  # the bar for a second alert and a resolution

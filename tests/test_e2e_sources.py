@@ -24,23 +24,22 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import free_port
 from pagerduty import EventsApiV2Client
-from support.e2e import (
-    Stack,
-    compressed_config,
-    iso,
-    shipped_alertmanager_config,
-)
-from support.processes import (
-    ManagedProcess,
-    clean_env,
-    start_alertmanager,
-    start_escalator,
-)
 
 from escalator.config import load_config
 from tests.fakes.smtp_sink import self_signed_cert
+from tests.support.alertmanager import shipped_alertmanager_config, start_alertmanager
+from tests.support.e2e import (
+    Stack,
+    compressed_config,
+    iso,
+)
+from tests.support.ports import free_port
+from tests.support.processes import (
+    ManagedProcess,
+    clean_env,
+    start_escalator,
+)
 
 CRON_TOKEN = secrets.token_hex(16)
 GRAFANA_KEY = secrets.token_hex(16)  # 32 characters, like a PagerDuty routing key

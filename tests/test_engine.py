@@ -19,10 +19,8 @@ from escalator.escalation.machine import Ack, EscalateNow, Resolve
 from escalator.notify.channels.base import Delivery, SendResult
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
-from tests.helpers import (
+from tests.support.helpers import (
     T0,
-    Recorder,
-    Rig,
     alert_rows,
     am_alert,
     at,
@@ -31,6 +29,7 @@ from tests.helpers import (
     shipped_config,
     timeline,
 )
+from tests.support.rig import Recorder, Rig
 
 CONFIG = shipped_config()
 
@@ -547,7 +546,7 @@ def test_rolled_back_ingest_leaves_nothing_and_the_next_post_works(database_url:
     """A webhook transaction that fails before commit (store hiccup) writes nothing, and the
     daemon's in-memory caches must not believe otherwise: Alertmanager's retry succeeds."""
     from escalator.ingest.alertmanager import AMWebhook, ingest
-    from tests.helpers import am_body
+    from tests.support.helpers import am_body
 
     rig = Rig(database_url)
     try:

@@ -35,7 +35,8 @@ from escalator.store.tables import (
     TimelineRow,
     TriggerEpisodeRow,
 )
-from tests.helpers import SHIPPED_CONFIG, T0, Rig, am_alert, at
+from tests.support.helpers import SHIPPED_CONFIG, T0, am_alert, at
+from tests.support.rig import Rig
 
 METHODS = ("console", "chat", "email", "sms", "voice")
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from escalator.config import Config, parse_config
 from escalator.store.db import transaction
 from escalator.store.tables import IncidentRow, OutboxRow
-from tests.helpers import SHIPPED_CONFIG, Rig, am_alert
+from tests.support.helpers import SHIPPED_CONFIG, am_alert
+from tests.support.rig import Rig
 
 
 def _config(incidents: dict[str, Any]) -> Config:

@@ -33,7 +33,7 @@ from escalator.escalation.machine import (
     next_action_at,
     step,
 )
-from tests.helpers import T0, at, shipped_config
+from tests.support.helpers import T0, at, shipped_config
 
 CONFIG: Config = shipped_config()
 CRITICAL: Policy = CONFIG.policies["critical"]

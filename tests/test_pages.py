@@ -30,7 +30,7 @@ from escalator.services.alerts import act
 from escalator.store.clock import FixedClock
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow
-from tests.helpers import SHIPPED_CONFIG, T0, am_alert, am_body, at, shipped_config
+from tests.support.helpers import SHIPPED_CONFIG, T0, am_alert, am_body, at, shipped_config
 
 # `[escalator] 2026-03-02T19:15:00Z PAGE dave (role devops) level 2: [CRITICAL] #1 ...`
 _LINE = re.compile(

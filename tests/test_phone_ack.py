@@ -12,21 +12,21 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from escalator.incidents.templates import sms_segments
-from tests.conftest import free_port
-from tests.fakes.rig import ALICE, BOB, FROM_NUMBER, PagingRig
+from tests.support.ports import free_port
+from tests.support.rig import ALICE, BOB, FROM_NUMBER, Rig, paging_rig
 
 
 @pytest.fixture
-def rig(sqlite_url: str, tmp_path: Path) -> Iterator[PagingRig]:
-    rig = PagingRig(sqlite_url, tmp_path, free_port(), free_port())
+def rig(sqlite_url: str, tmp_path: Path) -> Iterator[Rig]:
+    rig = paging_rig(sqlite_url, tmp_path, free_port(), free_port())
     try:
         yield rig
     finally:
         rig.close()
 
 
-def test_sms_at_once_then_voice_after_a_minute_then_keypress_acknowledges(rig: PagingRig) -> None:
-    (alert_id,) = rig.fire()
+def test_sms_at_once_then_voice_after_a_minute_then_keypress_acknowledges(rig: Rig) -> None:
+    (alert_id,) = rig.fire_new()
     rig.step()
     (sms,) = rig.twilio.messages(ALICE)
     assert sms.from_ == FROM_NUMBER
@@ -61,8 +61,8 @@ def test_sms_at_once_then_voice_after_a_minute_then_keypress_acknowledges(rig: P
     assert "acknowledged" in kinds
 
 
-def test_ack_by_sms_reply_cancels_the_voice_call(rig: PagingRig) -> None:
-    (alert_id,) = rig.fire()
+def test_ack_by_sms_reply_cancels_the_voice_call(rig: Rig) -> None:
+    (alert_id,) = rig.fire_new()
     rig.step()
     reply = rig.twilio.reply_sms(ALICE, f"ack {alert_id}", to=FROM_NUMBER)
     assert reply.status_code == 200
@@ -83,8 +83,8 @@ def test_ack_by_sms_reply_cancels_the_voice_call(rig: PagingRig) -> None:
     assert rig.alert(alert_id).status == "resolved"
 
 
-def test_keypress_9_escalates_now_and_says_so(rig: PagingRig) -> None:
-    (alert_id,) = rig.fire()
+def test_keypress_9_escalates_now_and_says_so(rig: Rig) -> None:
+    (alert_id,) = rig.fire_new()
     rig.step()
     rig.advance(minutes=1)
     (call,) = rig.twilio.calls(ALICE)
@@ -97,8 +97,8 @@ def test_keypress_9_escalates_now_and_says_so(rig: PagingRig) -> None:
     assert escalated and escalated[0].actor == "alice" and escalated[0].channel == "voice"
 
 
-def test_ack_all_acknowledges_every_alert_of_a_bundle(rig: PagingRig) -> None:
-    ids = rig.fire(3)
+def test_ack_all_acknowledges_every_alert_of_a_bundle(rig: Rig) -> None:
+    ids = rig.fire_new(3)
     rig.step()
     (sms,) = rig.twilio.messages(ALICE)  # three pages due together: one message
     assert "3 alerts" in sms.body and "ACK ALL" in sms.body
@@ -116,16 +116,16 @@ def test_ack_all_acknowledges_every_alert_of_a_bundle(rig: PagingRig) -> None:
     }
 
 
-def test_bare_ack_acknowledges_the_last_sms_page(rig: PagingRig) -> None:
-    first = rig.fire(2)
+def test_bare_ack_acknowledges_the_last_sms_page(rig: Rig) -> None:
+    first = rig.fire_new(2)
     rig.step()
     reply = rig.twilio.reply_sms(ALICE, "ACK")
     assert "Acknowledged" in reply.text
     assert {rig.alert(i).status for i in first} == {"acknowledged"}
 
 
-def test_unknown_number_cannot_act(rig: PagingRig) -> None:
-    (alert_id,) = rig.fire()
+def test_unknown_number_cannot_act(rig: Rig) -> None:
+    (alert_id,) = rig.fire_new()
     rig.step()
     reply = rig.twilio.reply_sms("+15550177777", f"ACK {alert_id}")
     assert reply.status_code == 200
@@ -142,8 +142,8 @@ def test_unknown_number_cannot_act(rig: PagingRig) -> None:
     assert rig.alert(alert_id).status == "triggered"
 
 
-def test_bad_signature_is_refused_with_403_and_changes_nothing(rig: PagingRig) -> None:
-    (alert_id,) = rig.fire()
+def test_bad_signature_is_refused_with_403_and_changes_nothing(rig: Rig) -> None:
+    (alert_id,) = rig.fire_new()
     rig.step()
     url = f"{rig.public_url}/twilio/sms"
     params = {"From": ALICE, "Body": f"ACK {alert_id}", "MessageSid": "SM" + "0" * 32}
@@ -163,8 +163,8 @@ def test_bad_signature_is_refused_with_403_and_changes_nothing(rig: PagingRig) -
     assert rig.alert(alert_id).status == "acknowledged"
 
 
-def test_garbled_reply_gets_help_and_changes_nothing(rig: PagingRig) -> None:
-    (alert_id,) = rig.fire()
+def test_garbled_reply_gets_help_and_changes_nothing(rig: Rig) -> None:
+    (alert_id,) = rig.fire_new()
     rig.step()
     reply = rig.twilio.reply_sms(ALICE, "what is going on")
     assert "did not understand" in reply.text and "ACK ALL" in reply.text

@@ -18,20 +18,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
-from faults.escalator_proc import (
-    EscalatorProcess,
-    compressed_config,
-    page_counts,
-    post_until_accepted,
-)
-from faults.payloads import fingerprint, storm_body
-from faults.pg import fresh_database
-from faults.store import read_record
 from sqlalchemy import text
 
 from escalator.engine.runner import wait_until
 from escalator.store.db import current_revision, head_revision, make_engine
+from tests.support.payloads import fingerprint, storm_body, storm_config
+from tests.support.pg import fresh_database
+from tests.support.ports import free_port
+from tests.support.processes import (
+    EscalatorProcess,
+    page_counts,
+    post_until_accepted,
+)
+from tests.support.store import read_record
 
 ALERTS = 1000
 GROUP = 20  # alerts per webhook body, as one Alertmanager group
@@ -46,9 +45,12 @@ def empty_pg() -> Iterator[str]:
 
 
 def test_three_replicas_step_and_page_each_alert_level_once(empty_pg: str, tmp_path: Path) -> None:
-    config = compressed_config(tmp_path / "escalator.yaml", LEVELS, send_lease="30s")
+    config = storm_config(tmp_path / "escalator.yaml", LEVELS, send_lease="30s")
     replicas = [
-        EscalatorProcess(f"replica{i}", config, empty_pg, free_port(), tmp_path) for i in range(3)
+        EscalatorProcess(
+            tmp_path, config, empty_pg, free_port(), name=f"replica{i}", log_level="warning"
+        )
+        for i in range(3)
     ]
     try:
         for replica in replicas:  # no waiting in between: all three migrate at once

@@ -16,7 +16,8 @@ from escalator.cli.main import main
 from escalator.escalation.machine import Ack, Resolve
 from escalator.read.report import AlertRecord, build, load, percentile, week_of
 from escalator.store.db import transaction
-from tests.helpers import SHIPPED_CONFIG, T0, Rig, am_alert
+from tests.support.helpers import SHIPPED_CONFIG, T0, am_alert
+from tests.support.rig import Rig
 
 
 def _tick_at(rig: Rig, when: datetime) -> None:

@@ -26,7 +26,7 @@ from escalator.store.clock import FixedClock
 from escalator.store.db import make_engine, session_factory, transaction, upgrade
 from escalator.store.tables import OutboxRow
 from escalator.web.app import create_app
-from tests.helpers import SHIPPED_CONFIG, shipped_config
+from tests.support.helpers import SHIPPED_CONFIG, shipped_config
 from tests.support.servers import running_server
 
 # Shipped rotation: weekly, Monday 09:00 America/New_York, alice then bob from 2026-01-05.
@@ -390,7 +390,7 @@ def test_concurrent_replicas_write_one_notice(pg_url: str) -> None:
 
 
 def test_engine_tick_sends_the_notice(sqlite_url: str) -> None:
-    from tests.helpers import Recorder
+    from tests.support.rig import Recorder
 
     clock = FixedClock(HANDOFF - timedelta(minutes=15))
     recorder = Recorder("email")

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from escalator.store.db import transaction
 from escalator.store.tables import AlertAliasRow, AlertRow, IncidentRow, OutboxRow, TimelineRow
-from tests.helpers import T0, Rig, am_alert, at
+from tests.support.helpers import T0, am_alert, at
+from tests.support.rig import Rig
 
 NAME = "HealthCheckHighFailureRate"
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from escalator.config import load_config
-from tests.helpers import ROOT, SHIPPED_CONFIG
+from tests.support.helpers import ROOT, SHIPPED_CONFIG
 
 RULES = ROOT / "config" / "prometheus-rules.yml"
 ALERTMANAGER = ROOT / "config" / "alertmanager.yml"

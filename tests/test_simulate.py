@@ -19,7 +19,8 @@ from escalator.read.simulate import run
 from escalator.roster.oncall import Override
 from escalator.store.db import make_engine, transaction, upgrade
 from escalator.store.tables import OutboxRow, OverrideRow
-from tests.helpers import SHIPPED_CONFIG, T0, Rig, am_alert, outbox_rows, shipped_config
+from tests.support.helpers import SHIPPED_CONFIG, T0, am_alert, outbox_rows, shipped_config
+from tests.support.rig import Rig
 
 ALL = frozenset({"sms", "voice", "email", "chat", "console"})
 MATRIX = [

@@ -23,14 +23,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import free_port
-from faults.escalator_proc import EscalatorProcess
-from faults.pg import fresh_database
-from support.processes import clean_env, run_cli
 
 from escalator.config import load_config
 from escalator.notify import slack_blocks
 from tests.fakes.fake_slack import BOT_USER, FakeSlack
+from tests.support.pg import fresh_database
+from tests.support.ports import free_port
+from tests.support.processes import EscalatorProcess, clean_env, run_cli
 
 T = TypeVar("T")
 WAIT = 60.0
@@ -150,7 +149,15 @@ class Rig:
         config = _config(self.tmp / "escalator.yaml", self.slack, mapping, **kw)
         env = clean_env(SLACK_BOT_TOKEN=self.token, SLACK_SIGNING_SECRET=self.secret)
         started = [
-            EscalatorProcess(f"escalator{i}", config, database_url, free_port(), self.tmp, env)
+            EscalatorProcess(
+                self.tmp,
+                config,
+                database_url,
+                free_port(),
+                env,
+                name=f"escalator{i}",
+                log_level="warning",
+            )
             for i in range(replicas)
         ]
         self.daemons.extend(started)

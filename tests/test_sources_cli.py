@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from escalator.cli.main import main
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import Base
-from tests.helpers import SHIPPED_CONFIG, Rig, am_alert, outbox_rows
+from tests.support.helpers import SHIPPED_CONFIG, am_alert, outbox_rows
+from tests.support.rig import Rig
 
 
 def cli(url: str, *args: str) -> Result:

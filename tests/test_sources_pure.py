@@ -12,7 +12,7 @@ from escalator.config import ConfigError, Heartbeat, RecurringMaintenance, parse
 from escalator.ingest import events_v2, heartbeats
 from escalator.ingest.events_v2 import InvalidEvent
 from escalator.maintenance import windows as maintenance
-from tests.helpers import SHIPPED_CONFIG
+from tests.support.helpers import SHIPPED_CONFIG
 
 T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

@@ -28,10 +28,9 @@ from escalator.store.tables import (
     TimelineRow,
 )
 from escalator.web.app import create_app
-from tests.helpers import (
+from tests.support.helpers import (
     SHIPPED_CONFIG,
     T0,
-    Rig,
     alert_rows,
     am_alert,
     am_body,
@@ -39,6 +38,7 @@ from tests.helpers import (
     outbox_rows,
     timeline,
 )
+from tests.support.rig import Rig
 
 HOOK = "hook-secret-0123456789"
 API = "api-secret-9876543210"

@@ -21,11 +21,9 @@ from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
 from escalator.web import auth as web_auth
 from escalator.web import webhooks as web_webhooks
 from escalator.web.app import create_app
-from tests.conftest import free_port
-from tests.helpers import (
+from tests.support.helpers import (
     ESCALATION_KINDS,
     T0,
-    Rig,
     alert_rows,
     am_alert,
     am_body,
@@ -34,6 +32,8 @@ from tests.helpers import (
     shipped_config,
     timeline,
 )
+from tests.support.ports import free_port
+from tests.support.rig import Rig
 
 HOOK = "hook-secret-0123456789"
 API = "api-secret-9876543210"

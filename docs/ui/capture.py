@@ -27,8 +27,8 @@ from escalator.config import load_config  # noqa: E402
 from escalator.daemon import build_daemon  # noqa: E402
 from escalator.store.clock import FixedClock  # noqa: E402
 from escalator.web.app import create_app  # noqa: E402
-from tests.helpers import Recorder  # noqa: E402
 from tests.support.console import CHROMIUM, DESKTOP, PHONE, webhook_body, write_config  # noqa: E402
+from tests.support.rig import Recorder  # noqa: E402
 from tests.support.servers import running_server  # noqa: E402
 
 OUT = Path(__file__).resolve().parent

@@ -5,7 +5,6 @@ the CLI and API calls the tests make on it."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,21 +15,22 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
-from conftest import free_port
 
 from escalator.config import Config, load_config
 from escalator.config.durations import parse_duration
-from support.processes import (
+from tests.support.alertmanager import alertmanager_config, start_alertmanager, webhook_url
+from tests.support.helpers import SHIPPED_CONFIG
+from tests.support.ports import free_port
+from tests.support.processes import (
+    ConsolePage,
+    EscalatorProcess,
     ManagedProcess,
     ProcessError,
     clean_env,
+    parse_console,
     run_cli,
-    start_alertmanager,
     start_escalator,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_CONFIG = ROOT / "config" / "escalator.yaml"
 
 # Compressed time: every duration in a policy shrinks by its factor. Critical: a minute
 # becomes a second (levels at 0, 5, 15, 30, 45 s), which keeps the shipped proportions: the
@@ -68,76 +68,6 @@ def compressed_config(path: Path) -> Config:
     return load_config(path)
 
 
-def alertmanager_config(path: Path, escalator_port: int, token: str) -> None:
-    """An Alertmanager config like config/alertmanager.yml, with waits of one second."""
-    config = {
-        "route": {
-            "receiver": "escalator",
-            "group_by": ["alertname"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {
-                "name": "escalator",
-                "webhook_configs": [
-                    {
-                        "url": f"http://127.0.0.1:{escalator_port}/webhooks/alertmanager",
-                        "send_resolved": True,
-                        "http_config": {
-                            "authorization": {"type": "Bearer", "credentials": token},
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-ALERTMANAGER_SHIPPED = ROOT / "config" / "alertmanager.yml"
-
-
-def shipped_alertmanager_config(path: Path, escalator_port: int, token: str) -> dict[str, Any]:
-    """config/alertmanager.yml itself (its routes, the Watchdog's included), pointed at the
-    test daemon with the test token, every wait of the routing tree shrunk sixty-fold
-    (at least a second): the Watchdog's one-minute repeat becomes a second."""
-    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_SHIPPED.read_text())
-
-    def shrink(route: dict[str, Any]) -> None:
-        for key in ("group_wait", "group_interval", "repeat_interval"):
-            if key in route:
-                seconds = parse_duration(route[key]).total_seconds() / 60
-                route[key] = f"{max(1, round(seconds))}s" if key != "group_wait" else "0s"
-        for child in route.get("routes", []):
-            shrink(child)
-
-    shrink(config["route"])
-    for receiver in config["receivers"]:
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = f"http://127.0.0.1:{escalator_port}/webhooks/alertmanager"
-            hook["http_config"] = {"authorization": {"type": "Bearer", "credentials": token}}
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return config
-
-
-# "[escalator] 2026-03-02T19:00:00Z PAGE alice (rotation primary) level 0: [CRITICAL] #1 ..."
-# (notify/console.py)
-_PAGE_LINE = re.compile(
-    r"^\[escalator\] \S+Z (?P<kind>PAGE|NOTIFY) (?P<who>#?[\w.-]+)\b.*?\blevel (?P<level>\d+)\b"
-    r".*?#(?P<alert>\d+)\b"
-)
-
-
-@dataclass(frozen=True)
-class ConsolePage:
-    kind: str
-    who: str
-    level: int
-    alert_id: int
-
-
 def iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -152,9 +82,9 @@ class Stack:
     database_url: str
     webhook_token: str
     api_token: str
-    escalator: ManagedProcess
+    escalator: EscalatorProcess
     alertmanager: ManagedProcess
-    processes: list[ManagedProcess] = field(default_factory=list)
+    processes: list[EscalatorProcess | ManagedProcess] = field(default_factory=list)
 
     # The CLI ----------------------------------------------------------------------------
 
@@ -238,14 +168,7 @@ class Stack:
 
     def console_pages(self, alert_id: int) -> list[ConsolePage]:
         """The page lines escalator printed for one alert (the console channel)."""
-        pages = []
-        for line in self.escalator.stdout().splitlines():
-            match = _PAGE_LINE.search(line)
-            if match and int(match["alert"]) == alert_id:
-                pages.append(
-                    ConsolePage(match["kind"], match["who"], int(match["level"]), alert_id)
-                )
-        return pages
+        return [p for p in parse_console(self.escalator.stdout()) if p.alert_id == alert_id]
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
         """Poll `probe` until it returns something truthy; fail naming `what` otherwise."""
@@ -290,7 +213,7 @@ def start_stack(
     webhook_token: str,
     api_token: str,
     env: dict[str, str],
-    started: list[ManagedProcess],
+    started: list[EscalatorProcess | ManagedProcess],
     config_after_serve: bool = False,
 ) -> Stack:
     """Start escalator, then an Alertmanager posting to it. Each process is appended to
@@ -300,7 +223,7 @@ def start_stack(
     )
     started.append(escalator)
     am_config = workdir / "alertmanager.yml"
-    alertmanager_config(am_config, escalator_port, webhook_token)
+    alertmanager_config(am_config, webhook_url(escalator_port), webhook_token)
     alertmanager = start_alertmanager(workdir, am_config, free_port())
     started.append(alertmanager)
     return Stack(

@@ -10,13 +10,13 @@ from contextlib import contextmanager
 import uvicorn
 
 from escalator.engine.runner import wait_until
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @contextmanager
-def running_server(app: object) -> Iterator[str]:
+def running_server(app: object, port: int | None = None) -> Iterator[str]:
     """Yield the server's base URL; stop it (lifespan and all) on exit."""
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
     )

@@ -6,7 +6,6 @@ at the call site.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from escalator.config import Config, load_config
-from escalator.notify.channels.base import Delivery, Message, SendResult
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = ROOT / "config" / "escalator.yaml"
 
 # A Monday afternoon inside the shipped weekly rotation (alice holds 2026-03-02..09).
@@ -42,27 +40,6 @@ def without_heartbeats(config: Config) -> Config:
 
 def at(minute: float) -> datetime:
     return T0 + timedelta(minutes=minute)
-
-
-class Recorder:
-    """A Channel that records every delivery; `outcomes` scripts results per call."""
-
-    def __init__(self, method: str = "console", outcomes: list[SendResult] | None = None):
-        self.method = method
-        self.outcomes = list(outcomes or [])
-        self.sent: list[tuple[Delivery, Message]] = []
-        self._lock = threading.Lock()
-
-    def send(self, delivery: Delivery, message: Message) -> SendResult:
-        with self._lock:
-            self.sent.append((delivery, message))
-            if self.outcomes:
-                return self.outcomes.pop(0)
-        return SendResult("sent", "recorded", provider_id=f"rec-{delivery.id}")
-
-    def pages(self) -> list[Delivery]:
-        """Escalation pages only (they carry a level), not incident or shift notices."""
-        return [d for d, _ in self.sent if d.level is not None]
 
 
 # Alertmanager 0.25 webhook bodies ---------------------------------------------------------
@@ -195,90 +172,3 @@ def timeline(factory: Any, alert_id: int, escalation_only: bool = True) -> list[
 def count_rows(factory: Any, table: Any) -> int:
     with transaction(factory) as session:
         return int(session.scalar(select(func.count()).select_from(table)) or 0)
-
-
-# A daemon driven by hand -------------------------------------------------------------------
-
-
-class Rig:
-    """A daemon on a FixedClock with a recording channel for every delivery method.
-
-    Tests move the clock, call `engine.tick()` and `sender.drain()` directly (the APScheduler
-    runner is never started), and read what each level paged from the recorder.
-    """
-
-    def __init__(
-        self,
-        database_url: str,
-        config: Config | None = None,
-        start: datetime = T0,
-        recorder: Recorder | None = None,
-        methods: tuple[str, ...] = ("console",),
-        clock: Any = None,
-        heartbeats: bool = False,
-    ):
-        from escalator.daemon import build_daemon
-        from escalator.store.clock import FixedClock
-
-        self.clock = clock or FixedClock(start)
-        self.rec = recorder or Recorder()
-        config = config or shipped_config(heartbeats)
-        self.daemon = build_daemon(
-            config if heartbeats else without_heartbeats(config),
-            database_url,
-            clock=self.clock,
-            channels={m: self.rec for m in methods},
-        )
-        self.factory = self.daemon.factory
-
-    @property
-    def minute(self) -> float:
-        return (self.clock.now() - T0).total_seconds() / 60
-
-    def fire(self, *alerts: dict[str, Any]) -> Any:
-        """Post a webhook body through `ingest`, in one transaction, as the HTTP side does."""
-        from escalator.ingest.alertmanager import AMWebhook, ingest
-
-        payload = AMWebhook.model_validate(am_body(*alerts))
-        now = self.clock.now()
-        with transaction(self.factory) as session:
-            return ingest(
-                session,
-                payload,
-                self.daemon.config,
-                self.daemon.paging(session, now),
-                self.daemon.policies,
-                now,
-            )
-
-    def act(self, ids: list[int] | None, event: Any) -> list[Any]:
-        from escalator.services.alerts import act, open_alert_ids
-
-        now = self.clock.now()
-        with transaction(self.factory) as session:
-            targets = ids if ids is not None else open_alert_ids(session)
-            return act(
-                session, targets, event, self.daemon.paging(session, now), self.daemon.policies, now
-            )
-
-    def step(self) -> list[Delivery]:
-        """One engine tick and one sender drain at the current time; what was sent."""
-        before = len(self.rec.sent)
-        self.daemon.engine.tick()
-        self.daemon.sender.drain()
-        return [d for d, _ in self.rec.sent[before:] if d.level is not None]
-
-    def walk(self, until_minute: int, every: float = 1) -> dict[int, list[tuple[int, str]]]:
-        """Step every `every` minutes up to `until_minute`: {minute: [(level, recipient)]}."""
-        sent: dict[int, list[tuple[int, str]]] = {}
-        while True:
-            got = self.step()
-            if got:
-                minute = round(self.minute)
-                sent.setdefault(minute, []).extend(sorted((d.level or 0, d.recipient) for d in got))
-            if self.minute + every > until_minute + 1e-9:
-                return sent
-            self.clock.advance(minutes=every)
-
-    def close(self) -> None:
-        self.daemon.stop()

@@ -9,6 +9,7 @@ server) never collide, and a repeat of the same index is the same alert occurren
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 STARTS_AT = "2026-03-02T18:59:47.123456789Z"
@@ -49,3 +50,37 @@ def storm_body(tag: str, indices: range | list[int], status: str = "firing") -> 
         "groupKey": '{}:{alertname="StormAlert"}',
         "truncatedAlerts": 0,
     }
+
+
+def storm_config(
+    path: Path,
+    level_seconds: tuple[int, ...] = (0, 2, 4),
+    tick: str = "200ms",
+    send_lease: str = "2s",
+    token_env: str | None = None,
+) -> Path:
+    """A config whose one policy pages person p<i> at `level_seconds[i]`, whatever the state.
+
+    `unresolved` conditions make every level fire for every alert (nobody acks), so a test
+    knows exactly which pages must exist: one per (alert, level). A short send lease makes a
+    crashed sender's leased pages come back within the test's patience.
+    """
+    people = "\n".join(f"  - id: p{i}\n    name: Person {i}" for i in range(len(level_seconds)))
+    steps = "\n".join(
+        f"      - after: {s}s\n        condition: unresolved\n        targets: [{{person: p{i}}}]"
+        for i, s in enumerate(level_seconds)
+    )
+    server = (
+        f"server:\n  webhook_token: {{env: {token_env}}}\n  api_token: {{env: {token_env}}}\n"
+        if token_env
+        else ""
+    )
+    path.write_text(
+        f"{server}"
+        f"engine:\n  tick_interval: {tick}\n  send_lease: {send_lease}\n"
+        f"  send_retry_base: 200ms\n"
+        f"people:\n{people}\n"
+        f"policies:\n  storm:\n    steps:\n{steps}\n"
+        f"default_policy: storm\n"
+    )
+    return path
