@@ -32,7 +32,8 @@ TARGETS = {"--help": 0.25, "list": 0.4}
 
 def _small_database(folder: Path) -> str:
     """A SQLite file with 20 open alerts, opened the way the webhook opens them."""
-    from tests.helpers import Rig, am_alert
+    from tests.support.helpers import am_alert
+    from tests.support.rig import Rig
 
     url = f"sqlite:///{folder / 'escalator.db'}"
     rig = Rig(url)

@@ -8,7 +8,6 @@ than skip when the server is missing: CI must run them.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from escalator.store.db import make_engine, upgrade
-
-ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = os.environ.get("ESCALATOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+from tests.support.helpers import ROOT
+from tests.support.pg import PG_SERVER
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,8 @@ from escalator.services import actors
 from escalator.store.db import make_engine, session_factory, upgrade
 from escalator.store.tables import AlertRow, IncidentRow
 from escalator.web.app import create_app
-from tests.conftest import ROOT
-from tests.helpers import SHIPPED_CONFIG, T0, Recorder, Rig, alert_rows, am_alert
+from tests.support.helpers import ROOT, SHIPPED_CONFIG, T0, alert_rows, am_alert
+from tests.support.rig import Recorder, Rig
 from tests.support.servers import running_server
 
 CONFIG = str(SHIPPED_CONFIG)
@@ -511,7 +511,7 @@ def test_schedule_ical_refuses_json(opened: tuple[str, list[int]]) -> None:
 
 def test_test_page_skips_methods_without_a_channel(tmp_path: Path) -> None:
     from tests.fakes.fake_twilio import FakeTwilio
-    from tests.fakes.rig import ACCOUNT_SID, ALICE, AUTH_TOKEN, FROM_NUMBER
+    from tests.support.rig import ACCOUNT_SID, ALICE, AUTH_TOKEN, FROM_NUMBER
 
     fake = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN).start()
     try:

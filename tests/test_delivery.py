@@ -3,7 +3,7 @@ Twilio, fallback to the next contact method on permanent errors and failed statu
 callbacks, and bundling plus rate limits under an alert storm.
 
 The real daemon (FixedClock, stepped by hand) sends through the real channels to the
-loopback fakes; see tests/fakes/rig.py.
+loopback fakes; see tests/support/rig.py.
 """
 
 from __future__ import annotations

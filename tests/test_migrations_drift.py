@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 import escalator
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import Base
-from tests.conftest import PG_SERVER
+from tests.support.pg import PG_SERVER
 
 # Modules that map tables onto Base.metadata besides escalator.store.tables.
 TABLE_MODULES = ("escalator.store.slack_tables", "escalator.web.ui.logins")
