@@ -13,6 +13,7 @@ succeeds and its alert is stored.
 
 from __future__ import annotations
 
+import os
 import secrets
 import select
 import socket
@@ -30,7 +31,12 @@ from faults.escalator_proc import EscalatorProcess, compressed_config, post_unti
 from faults.payloads import fingerprint, storm_body
 from faults.pg import PG_SERVER, fresh_database
 from faults.store import read_record
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from escalator.store.db import make_engine
+from escalator.store.deadline import Deadlines
 
 PARTITION_SECONDS = 25  # long enough to exhaust a 10 + 10 pool many times over
 BOUND = 5.0  # every answer during the partition, seconds
@@ -194,3 +200,64 @@ def test_partition_answers_503_fast_and_healthz_stays_200(
     finally:
         client.close()
         daemon.stop()
+
+
+def test_deadlines_come_from_the_environment() -> None:
+    assert Deadlines.from_env({}) == Deadlines()
+    custom = Deadlines.from_env({"ESCALATOR_DB_STATEMENT": "30", "ESCALATOR_DB_CONNECT": "5"})
+    assert (custom.statement, custom.connect, custom.lock) == (30.0, 5.0, Deadlines().lock)
+    assert "-c statement_timeout=30000" in custom.server_options()
+    assert custom.libpq_params()["connect_timeout"] == 5
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ValueError, match="ESCALATOR_DB_PING"):
+            Deadlines.from_env({"ESCALATOR_DB_PING": bad})
+
+
+def test_connections_carry_the_deadlines(pg_url: str) -> None:
+    limits = Deadlines(statement=1, lock=0.5)
+    engine = make_engine(pg_url, deadlines=limits)
+    try:
+        with engine.connect() as conn:
+            shown = {
+                name: conn.execute(text(f"SHOW {name}")).scalar()
+                for name in ("statement_timeout", "lock_timeout", "tcp_user_timeout")
+            }
+            assert shown == {"statement_timeout": "1s", "lock_timeout": "500ms",
+                             "tcp_user_timeout": "10000"}  # fmt: skip
+            fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+            with socket.socket(fileno=os.dup(fd)) as sock:  # the client's end, in the kernel
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 10_000
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+            start = time.monotonic()
+            with pytest.raises(OperationalError, match="statement timeout"):
+                conn.execute(text("SELECT pg_sleep(5)"))
+            assert time.monotonic() - start < 3
+    finally:
+        engine.dispose()
+
+
+def test_watchdog_ends_a_statement_the_network_swallowed(
+    proxied_db: tuple[str, str, SilentProxy],
+) -> None:
+    _direct, through, proxy = proxied_db
+    limits = Deadlines(statement=1, grace=1, ping=0.5, connect=2)
+    engine = make_engine(through, deadlines=limits)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+            proxy.partition()
+            start = time.monotonic()
+            with pytest.raises(OperationalError):
+                conn.execute(text("SELECT 2"))  # sent, acknowledged, never answered
+            assert time.monotonic() - start < 4
+        start = time.monotonic()  # a pooled connection: its ping is cut, then connect fails
+        with pytest.raises(OperationalError), engine.connect() as conn:
+            conn.execute(text("SELECT 3"))
+        assert time.monotonic() - start < 5
+        proxy.heal()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 4")).scalar() == 4
+    finally:
+        proxy.heal()
+        engine.dispose()
