@@ -27,16 +27,19 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port
+from fastapi.testclient import TestClient
 from faults.escalator_proc import EscalatorProcess, compressed_config, post_until_accepted
 from faults.payloads import fingerprint, storm_body
 from faults.pg import PG_SERVER, fresh_database
 from faults.store import read_record
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from escalator.store.db import make_engine
 from escalator.store.deadline import Deadlines
+from escalator.web.app import create_app
+from tests.helpers import Rig
 
 PARTITION_SECONDS = 25  # long enough to exhaust a 10 + 10 pool many times over
 BOUND = 5.0  # every answer during the partition, seconds
@@ -261,3 +264,37 @@ def test_watchdog_ends_a_statement_the_network_swallowed(
     finally:
         proxy.heal()
         engine.dispose()
+
+
+def test_an_exhausted_pool_is_a_503_not_a_500(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pooled connection busy (as when a partition holds them): the webhook, the API
+    and /readyz answer 503 once `pool` has passed; /healthz answers 200 regardless."""
+    monkeypatch.setenv("ESCALATOR_DB_POOL", "0.5")
+    monkeypatch.setenv("ESCALATOR_WEBHOOK_TOKEN", "hook-secret-0123456789")
+    monkeypatch.setenv("ESCALATOR_API_TOKEN", "api-secret-9876543210")
+    rig = Rig(pg_url)
+    held: list[Connection] = []
+    try:
+        with TestClient(create_app(rig.daemon, run_engine=False)) as client:
+            pool = rig.daemon.db.pool
+            limit = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+            held = [rig.daemon.db.connect() for _ in range(limit)]
+            hook = {"Authorization": "Bearer hook-secret-0123456789"}
+            posted = client.post(
+                "/webhooks/alertmanager", json=storm_body("pool", range(1)), headers=hook
+            )
+            assert posted.status_code == 503 and "store unavailable" in posted.text
+            api = {"Authorization": "Bearer api-secret-9876543210"}
+            listed = client.get("/api/v1/alerts", headers=api)
+            assert listed.status_code == 503, listed.text  # through the app's handler
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "not ready" in ready.text
+            assert client.get("/healthz").status_code == 200
+            for conn in held:
+                conn.close()
+            held = []
+            assert client.get("/readyz").status_code == 200
+    finally:
+        for conn in held:
+            conn.close()
+        rig.close()
