@@ -62,7 +62,7 @@ class Deadlines:
     keepalive_idle: float = 10.0
     keepalive_interval: float = 3.0
     keepalive_count: float = 3.0
-    ready: float = 3.0  # /readyz answers 503 when the store has not answered by then
+    ready: float = 2.5  # /readyz 503 by then: inside a 3 s readiness probe's timeout
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Deadlines:
