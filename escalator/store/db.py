@@ -90,7 +90,12 @@ def make_engine(
     # seconds instead of hanging requests until the pool and the thread pool run dry.
     limits = deadlines or Deadlines.from_env()
     options = limits.server_options() + ("" if durable else " -c synchronous_commit=off")
-    connect_args = {**limits.libpq_params(), "options": options, **kwargs.pop("connect_args", {})}
+    given = parsed.query.get("options")  # the URL's own `options` (search_path, ...) stay
+    if given:
+        options = f"{options} {given if isinstance(given, str) else ' '.join(given)}"
+    # A parameter the URL sets itself (`?connect_timeout=10`) is the operator's: it wins.
+    socket_params = {k: v for k, v in limits.libpq_params().items() if k not in parsed.query}
+    connect_args = {**socket_params, "options": options, **kwargs.pop("connect_args", {})}
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_timeout", limits.pool)
