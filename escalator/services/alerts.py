@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -40,6 +40,7 @@ from escalator.store.tables import AlertRow, OutboxRow, ProviderCallbackRow
 # only acknowledge what paged its sender before it arrived (Twilio signs no timestamp, so
 # the window is the bound; a week is far past Twilio's retries and any sane capture).
 CALLBACK_RETENTION = timedelta(days=7)
+_PRUNE_BATCH = 500  # old callback rows deleted per new one (far more than arrive)
 # An offered alert that has moved on (see `act`): its outcome's message starts so.
 MOVED = "changed since the call began"
 # Alert ids are BIGINT: a larger number names no alert (and must not reach the driver).
@@ -173,13 +174,18 @@ def _offered(session: Session, call: str) -> dict[int, tuple[int, int]]:
 
 def _record(session: Session, provider: str, key: str, now: datetime, offer: Any = None) -> bool:
     """Insert the callback's row; False when it is already there (a replay). Also prunes
-    rows past the retention: one indexed delete per callback, which keeps it small."""
-    session.execute(
-        delete(ProviderCallbackRow).where(
-            ProviderCallbackRow.received_at < now - CALLBACK_RETENTION
-        )
+    rows past the retention: a bounded, indexed delete per callback keeps the table small."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    key_columns = tuple_(ProviderCallbackRow.provider, ProviderCallbackRow.key)
+    old = (
+        select(ProviderCallbackRow.provider, ProviderCallbackRow.key)
+        .where(ProviderCallbackRow.received_at < now - CALLBACK_RETENTION)
+        .limit(_PRUNE_BATCH)
     )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    if postgres:  # two callbacks at once never wait on (or deadlock over) each other's prune
+        old = old.with_for_update(skip_locked=True)
+    session.execute(delete(ProviderCallbackRow).where(key_columns.in_(old)))
+    insert = pg_insert if postgres else sqlite_insert
     values = {"provider": provider, "key": key, "kind": key.split(":", 1)[0]}
     statement = (
         insert(ProviderCallbackRow)
