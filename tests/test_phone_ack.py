@@ -308,3 +308,13 @@ def test_old_callback_records_are_pruned(any_rig: PagingRig) -> None:
     rig.twilio.reply_sms(ALICE, f"RESOLVE {alert_id}")
     kept = _callbacks(rig)
     assert len(kept) == 2 and min(c.received_at for c in kept) == rig.at(6 * 86400)
+
+
+def test_ack_all_takes_only_alerts_whose_page_had_gone_out(any_rig: PagingRig) -> None:
+    rig = any_rig
+    (paged,) = rig.fire()
+    rig.step()
+    (queued,) = rig.fire()  # its SMS to alice is in the outbox, not yet sent
+    reply = rig.twilio.reply_sms(ALICE, "ACK ALL")
+    assert f"Acknowledged #{paged}." in reply.text and f"#{queued}" not in reply.text
+    assert (rig.alert(paged).status, rig.alert(queued).status) == ("acknowledged", "triggered")

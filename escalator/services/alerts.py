@@ -59,7 +59,10 @@ class Selection(enum.Enum):
     """Alerts named by what they are rather than by ID, resolved inside the transaction."""
 
     OPEN = "open"  # every triggered alert (`ack --all`)
-    PAGED_ME = "paged_me"  # every triggered alert that paged the actor (`ACK ALL` by phone)
+    PAGED_ME = "paged_me"  # every triggered alert that pages the actor (queued pages too)
+    # ...whose page to the actor had gone out by now: `ACK ALL` by phone answers the pages
+    # its sender had received, never an alert that opened a moment before the reply.
+    PAGED_ME_SENT = "paged_me_sent"
     LAST_SMS = "last_sms"  # the alerts of the last SMS page sent to the actor (bare `ACK`)
 
 
@@ -250,23 +253,16 @@ def _select(session: Session, actor: Actor, alerts: Alerts, now: datetime) -> li
         return sorted(set(alerts))
     if alerts is Selection.OPEN:
         return open_alert_ids(session)
-    if alerts is Selection.PAGED_ME:
-        # Paged = a page to this person actually went out, before this request (`now`):
-        # "ACK ALL" answers the pages its sender had received, not ones still queued.
+    if alerts in (Selection.PAGED_ME, Selection.PAGED_ME_SENT):
+        pages = select(OutboxRow.alert_id).where(
+            OutboxRow.recipient_kind == "person", OutboxRow.recipient == actor.person
+        )
+        if alerts is Selection.PAGED_ME_SENT:
+            pages = pages.where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at <= now)
         return list(
             session.scalars(
                 select(AlertRow.id)
-                .where(
-                    AlertRow.status == "triggered",
-                    AlertRow.id.in_(
-                        select(OutboxRow.alert_id).where(
-                            OutboxRow.recipient_kind == "person",
-                            OutboxRow.recipient == actor.person,
-                            OutboxRow.sent_at.is_not(None),
-                            OutboxRow.sent_at <= now,
-                        )
-                    ),
-                )
+                .where(AlertRow.status == "triggered", AlertRow.id.in_(pages))
                 .order_by(AlertRow.id)
             )
         )

@@ -151,7 +151,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         verb, rest = match.group(1).lower(), match.group(2).strip()
         alerts: Alerts
         if rest.lower() == "all" and verb != "resolve":
-            alerts = Selection.PAGED_ME
+            alerts = Selection.PAGED_ME_SENT
         elif rest and _IDS.match(rest):
             alerts = sorted({int(x) for x in re.findall(r"\d+", rest)})
         elif not rest and verb != "resolve":
@@ -187,7 +187,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         return sorted({int(x) for x in spec.split(".") if x.isdigit()})
 
     def alerts_for(spec: str) -> Alerts:
-        return Selection.PAGED_ME if spec == "all" else alert_ids(spec)
+        return Selection.PAGED_ME_SENT if spec == "all" else alert_ids(spec)
 
     def gather_url(spec: str) -> str:
         return f"{public_url}/twilio/voice/gather?{urlencode({'alerts': spec})}"
