@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from escalator.store.db import make_engine
-from escalator.store.deadline import Deadlines
+from escalator.store.deadline import WATCHDOG, Deadlines
 from escalator.web.app import create_app
 from tests.helpers import Rig
 
@@ -236,6 +236,8 @@ def test_connections_carry_the_deadlines(pg_url: str) -> None:
             with pytest.raises(OperationalError, match="statement timeout"):
                 conn.execute(text("SELECT pg_sleep(5)"))
             assert time.monotonic() - start < 3
+            # The failed statement is disarmed: the watchdog will not shut this connection.
+            assert id(conn.connection.dbapi_connection) not in WATCHDOG._armed
     finally:
         engine.dispose()
 

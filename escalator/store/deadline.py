@@ -242,9 +242,14 @@ def install(engine: Engine, deadlines: Deadlines, watchdog: Watchdog = WATCHDOG)
 
     @event.listens_for(engine, "handle_error")
     def _error(context: Any) -> None:
-        conn = context.connection
-        if conn is not None and not conn.closed and conn.connection.dbapi_connection is not None:
-            watchdog.disarm(conn.connection.dbapi_connection)
+        # The statement is over (it failed): a connection left armed would be shut later
+        # while it rolls back or sits in the pool.
+        try:
+            dbapi_conn = context.connection.connection.dbapi_connection
+        except Exception:  # no connection, or already invalidated: checkin/close disarm it
+            return
+        if dbapi_conn is not None:
+            watchdog.disarm(dbapi_conn)
 
     # COMMIT and ROLLBACK (also the pool's rollback on return) are not cursor executions:
     # the dialect's own methods are wrapped, on this engine's dialect instance only.
