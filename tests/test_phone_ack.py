@@ -5,15 +5,20 @@ the fake Twilio API, and the fake plays the phone against escalator's real HTTP 
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from sqlalchemy import select
 
 from escalator.incidents.templates import sms_segments
+from escalator.store.db import transaction
+from escalator.store.tables import ProviderCallbackRow
+from tests.fakes.fake_twilio import Sent
 from tests.support.ports import free_port
-from tests.support.rig import ALICE, BOB, FROM_NUMBER, Rig, paging_rig
+from tests.support.rig import ACCOUNT_SID, ALICE, BOB, FROM_NUMBER, Rig, paging_rig
 
 
 @pytest.fixture
@@ -169,3 +174,147 @@ def test_garbled_reply_gets_help_and_changes_nothing(rig: Rig) -> None:
     reply = rig.twilio.reply_sms(ALICE, "what is going on")
     assert "did not understand" in reply.text and "ACK ALL" in reply.text
     assert rig.alert(alert_id).status == "triggered"
+
+
+# Replays (issue 11): a signed request captured once must not act twice ----------------------
+
+
+@pytest.fixture
+def any_rig(database_url: str, tmp_path: Path) -> Iterator[Rig]:
+    """The rig on both backends (the replay record's unique key is the store's job)."""
+    rig = paging_rig(database_url, tmp_path, free_port(), free_port())
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def _callbacks(rig: Rig) -> list[ProviderCallbackRow]:
+    with transaction(rig.factory) as session:
+        return list(session.scalars(select(ProviderCallbackRow)))
+
+
+def _answer(rig: Rig, call: Sent) -> tuple[str, dict[str, str]]:
+    """Answer `call` as Twilio does; returns its <Gather> action and the call's parameters."""
+    params = {
+        "CallSid": call.sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": call.from_,
+        "To": call.to,
+        "Called": call.to,
+        "CallStatus": "in-progress",
+    }
+    first = rig.twilio.post_signed(call.url, params)
+    assert first.status_code == 200, first.text
+    gather = ET.fromstring(first.text).find("Gather")
+    assert gather is not None
+    return gather.get("action", ""), params
+
+
+def test_replayed_ack_all_sms_does_not_acknowledge_a_newer_alert(any_rig: Rig) -> None:
+    rig = any_rig
+    (first,) = rig.fire_new()
+    rig.step()
+    url = f"{rig.public_url}/twilio/sms"
+    captured = {"MessageSid": "SM" + "a1" * 16, "From": ALICE, "To": FROM_NUMBER, "Body": "ACK ALL"}
+    reply = rig.twilio.post_signed(url, captured)
+    assert f"Acknowledged #{first}" in reply.text
+    rig.advance(minutes=5)
+    (second,) = rig.fire_new()
+    rig.step()  # alice is paged for the new alert too
+    assert rig.twilio.messages(ALICE)[-1].body.count(f"#{second}") >= 1
+
+    replayed = rig.twilio.post_signed(url, captured)  # the same signed request, later
+    assert replayed.status_code == 200
+    assert replayed.headers["content-type"].startswith("application/xml")
+    assert "<Message>" in replayed.text and "already handled" in replayed.text
+    assert rig.alert(second).status == "triggered"
+    assert [c.key for c in _callbacks(rig)] == [f"sms:{captured['MessageSid']}"]
+    # A new message (its own MessageSid) does act: the refusal was the replay's alone.
+    fresh = rig.twilio.reply_sms(ALICE, "ACK ALL")
+    assert f"Acknowledged #{second}" in fresh.text
+    assert rig.alert(second).status == "acknowledged"
+
+
+def test_replayed_keypress_9_escalates_only_once(any_rig: Rig) -> None:
+    rig = any_rig
+    (alert_id,) = rig.fire_new()
+    rig.step()
+    rig.advance(minutes=1)
+    (call,) = rig.twilio.calls(ALICE)
+    action, params = _answer(rig, call)
+    pressed = {**params, "Digits": "9"}
+    answered = rig.twilio.post_signed(action, pressed)
+    assert "Escalating 1 alert now" in answered.text
+    rig.step()
+    assert rig.alert(alert_id).level == 1
+    bob_pages = len(rig.twilio.messages(BOB))
+    assert bob_pages == 1
+
+    for _ in range(3):  # the captured keypress, sent again
+        again = rig.twilio.post_signed(action, pressed)
+        assert again.status_code == 200 and "<Say" in again.text
+        assert "already handled" in again.text
+        rig.step()
+    assert rig.alert(alert_id).level == 1
+    assert len(rig.twilio.messages(BOB)) == bob_pages  # the last level was not paged again
+    kinds = [t.kind for t in rig.timeline(alert_id)]
+    assert kinds.count("escalated_manually") == 1
+    # A replay of the call's TwiML request cannot refresh what the call offered either.
+    _answer(rig, call)
+    other = rig.twilio.post_signed(action, {**params, "Digits": "1"})
+    assert "Acknowledged 0 alerts" in other.text and "changed since this call began" in other.text
+    assert rig.alert(alert_id).status == "triggered"
+
+
+def test_keypress_acts_only_on_the_level_the_call_offered(any_rig: Rig) -> None:
+    rig = any_rig
+    (alert_id,) = rig.fire_new()
+    rig.step()
+    rig.advance(minutes=1)
+    (call,) = rig.twilio.calls(ALICE)
+    action, params = _answer(rig, call)  # offered at level 0
+    rig.advance(minutes=30)  # the policy moves on to bob meanwhile
+    assert rig.alert(alert_id).level == 1
+    bob_pages = len(rig.twilio.messages(BOB))
+    late = rig.twilio.post_signed(action, {**params, "Digits": "9"})
+    assert "Escalating 0 alerts now" in late.text and "1 changed since" in late.text
+    rig.step()
+    assert len(rig.twilio.messages(BOB)) == bob_pages
+    assert "escalated_manually" not in [t.kind for t in rig.timeline(alert_id)]
+
+
+def test_an_impossible_alert_number_gets_a_polite_reply(any_rig: Rig) -> None:
+    rig = any_rig
+    (alert_id,) = rig.fire_new()
+    rig.step()
+    reply = rig.twilio.reply_sms(ALICE, "ACK 99999999999999999999999")
+    assert reply.status_code == 200, reply.text
+    assert "No such alert: #99999999999999999999999" in reply.text
+    both = rig.twilio.reply_sms(ALICE, f"ACK 99999999999999999999999 {alert_id}")
+    assert f"Acknowledged #{alert_id}" in both.text and "No such alert" in both.text
+    assert rig.alert(alert_id).status == "acknowledged"
+
+
+def test_old_callback_records_are_pruned(any_rig: Rig) -> None:
+    rig = any_rig
+    (alert_id,) = rig.fire_new()
+    rig.step()
+    rig.twilio.reply_sms(ALICE, f"ACK {alert_id}")
+    rig.advance(days=6)
+    rig.twilio.reply_sms(ALICE, f"ACK {alert_id}")
+    assert len(_callbacks(rig)) == 2
+    rig.advance(days=2)  # the first is now past the week's retention
+    rig.twilio.reply_sms(ALICE, f"RESOLVE {alert_id}")
+    kept = _callbacks(rig)
+    assert len(kept) == 2 and min(c.received_at for c in kept) == rig.at(6 * 86400)
+
+
+def test_ack_all_takes_only_alerts_whose_page_had_gone_out(any_rig: Rig) -> None:
+    rig = any_rig
+    (paged,) = rig.fire_new()
+    rig.step()
+    (queued,) = rig.fire_new()  # its SMS to alice is in the outbox, not yet sent
+    reply = rig.twilio.reply_sms(ALICE, "ACK ALL")
+    assert f"Acknowledged #{paged}." in reply.text and f"#{queued}" not in reply.text
+    assert (rig.alert(paged).status, rig.alert(queued).status) == ("acknowledged", "triggered")

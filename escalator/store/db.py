@@ -18,13 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+
+from escalator.store.deadline import Deadlines, unbounded
+from escalator.store.deadline import install as install_deadlines
 
 if TYPE_CHECKING:  # Alembic is imported where it is used: the CLI's reads never need it
     from alembic.config import Config as AlembicConfig
 
 # Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent migrations.
 _MIGRATION_LOCK = 0x65736361
+
+# The store cannot serve now: the driver failed (connection refused, cut, timed out) or no
+# pooled connection came free within `pool_timeout`. Every way in maps these to 503 (or
+# the CLI's "store unavailable"), never to a 500: the caller should retry.
+STORE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout)
 
 
 def default_database_url() -> str:
@@ -44,11 +54,14 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def make_engine(url: str, durable: bool = True, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, durable: bool = True, deadlines: Deadlines | None = None, **kwargs: Any
+) -> Engine:
     """An engine for `url`. `durable=False` is for writes that may be lost in a power cut
     or server crash without losing anything that matters: the sender's delivery records
     (a lost "sent" mark means the page is sent again: at least once either way). It skips
-    the per-commit fsync, which on SQLite is most of a commit's cost."""
+    the per-commit fsync, which on SQLite is most of a commit's cost. On PostgreSQL the
+    `deadlines` (default: the environment's, see store/deadline.py) bound every wait."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -72,11 +85,22 @@ def make_engine(url: str, durable: bool = True, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # Every wait on the server is bounded (store/deadline.py): a partition answers 503 in
+    # seconds instead of hanging requests until the pool and the thread pool run dry.
+    limits = deadlines or Deadlines.from_env()
+    options = limits.server_options() + ("" if durable else " -c synchronous_commit=off")
+    given = parsed.query.get("options")  # the URL's own `options` (search_path, ...) stay
+    if given:
+        options = f"{options} {given if isinstance(given, str) else ' '.join(given)}"
+    # A parameter the URL sets itself (`?connect_timeout=10`) is the operator's: it wins.
+    socket_params = {k: v for k, v in limits.libpq_params().items() if k not in parsed.query}
+    connect_args = {**socket_params, "options": options, **kwargs.pop("connect_args", {})}
     kwargs.setdefault("pool_size", 10)
-    if not durable:
-        kwargs.setdefault("connect_args", {"options": "-c synchronous_commit=off"})
-    return create_engine(url, **kwargs)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_timeout", limits.pool)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    install_deadlines(engine, limits)  # the checkout ping (instead of pool_pre_ping) and more
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -116,8 +140,11 @@ def upgrade(engine: Engine) -> None:
     from alembic import command
 
     cfg = _alembic_config()
-    with engine.begin() as conn:
+    with unbounded(), engine.begin() as conn:
         if is_postgres(engine):
+            # A migration may take long, and so may another replica's that we wait for.
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
+            conn.execute(text("SET LOCAL lock_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -312,3 +312,22 @@ class ChangeEventRow(Base):
     custom_details: Mapped[Any] = mapped_column(JSON, nullable=True)
     links: Mapped[Any] = mapped_column(JSON)
     alerts_noted: Mapped[int]
+
+
+class ProviderCallbackRow(Base):
+    """A provider's request that acted, by the provider's own id, so a replay acts never.
+
+    `key` is "sms:<MessageSid>" for an SMS reply, "keypress:<CallSid>:<Digits>" for a key
+    pressed in a call, and "offer:<CallSid>" for what a call offered when its TwiML was
+    produced (`offer`: alert id -> [level, repeats done] then); a keypress acts only on
+    alerts still where the call found them. Inserted in the transaction of the action;
+    rows older than the retention (services/alerts.py) are deleted as new ones arrive.
+    """
+
+    __tablename__ = "provider_callbacks"
+    __table_args__ = (Index("ix_provider_callbacks_received", "received_at"),)
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime]
+    offer: Mapped[Any] = mapped_column(JSON, nullable=True)

@@ -16,9 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
 
 from escalator.services.context import NotFound, ServiceError
+from escalator.store.db import STORE_ERRORS
 
 log = logging.getLogger("escalator.web")
 
@@ -99,4 +99,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ServiceError, refused)
-    app.add_exception_handler(DBAPIError, store_down)
+    for store_error in STORE_ERRORS:  # the driver's errors and an exhausted pool alike
+        app.add_exception_handler(store_error, store_down)

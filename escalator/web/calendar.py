@@ -13,13 +13,12 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from escalator.daemon import Daemon
 from escalator.roster.overrides import load_overrides
 from escalator.roster.schedule import rotation_shifts, to_ical
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 
 ICAL_TYPE = "text/calendar; charset=utf-8"
 
@@ -47,7 +46,7 @@ def calendar_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> AP
 
         try:
             body = await run_in_threadpool(build)
-        except DBAPIError:
+        except STORE_ERRORS:
             return JSONResponse({"error": "store unavailable, retry later"}, status_code=503)
         return Response(
             body,

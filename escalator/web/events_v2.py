@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from escalator.config import Integration
@@ -25,7 +24,7 @@ from escalator.daemon import Daemon
 from escalator.ingest import events_v2
 from escalator.ingest.events_v2 import InvalidEvent
 from escalator.ingest.events_v2_store import change, enqueue
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 
 EVENTS = Counter(
     "escalator_events_v2_requests_total", "Events API v2 requests by path and answer",
@@ -88,7 +87,7 @@ def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
 
         try:
             dedup_key = await run_in_threadpool(run)
-        except DBAPIError:
+        except STORE_ERRORS:
             return _answer(503, {"status": "error", "message": "store unavailable"}, path)
         daemon.runner.wake()
         daemon.runner.wake_sender()
@@ -109,7 +108,7 @@ def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
 
         try:
             await run_in_threadpool(run)
-        except DBAPIError:
+        except STORE_ERRORS:
             return _answer(503, {"status": "error", "message": "store unavailable"}, path)
         return _answer(202, events_v2.CHANGE_ACCEPTED, path)
 

@@ -4,14 +4,16 @@ accepting the bot token when it is configured) and
 
 from __future__ import annotations
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
 
 from escalator.daemon import Daemon
-from escalator.store.db import SchemaNotReady, require_current_schema, transaction
+from escalator.store.db import STORE_ERRORS, SchemaNotReady, require_current_schema, transaction
+from escalator.store.deadline import Deadlines
 from escalator.store.tables import AlertRow
 from escalator.web.auth import error
 
@@ -20,18 +22,30 @@ OPEN = Gauge("escalator_alerts", "Tracked alerts by state", ["status"])
 
 def health_router(daemon: Daemon) -> APIRouter:
     router = APIRouter()
+    daemon_deadlines = Deadlines.from_env()
 
     @router.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # Liveness: async and touching nothing, so it answers from the event loop even
+        # when the store hangs and every worker thread waits on it (a failed liveness
+        # probe restarts a replica that a partition would not have hurt).
         return {"status": "ok"}
 
+    def store_check() -> None:
+        with daemon.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        require_current_schema(daemon.db)
+
     @router.get("/readyz")
-    def readyz() -> Response:
+    async def readyz() -> Response:
         try:
-            with daemon.db.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            require_current_schema(daemon.db)
-        except (DBAPIError, SchemaNotReady) as exc:
+            # Bounded as a whole, whether the wait is for a worker thread, a pooled
+            # connection or the server; the check itself is abandoned, not waited for.
+            with anyio.fail_after(daemon_deadlines.ready):
+                await anyio.to_thread.run_sync(store_check, abandon_on_cancel=True)
+        except TimeoutError:
+            return error(503, f"not ready: store did not answer within {daemon_deadlines.ready}s")
+        except (*STORE_ERRORS, SchemaNotReady) as exc:
             return error(503, f"not ready: {exc}")
         if daemon.slack is not None and daemon.slack.health.problem:
             return error(503, f"not ready: {daemon.slack.health.problem}")
@@ -48,7 +62,7 @@ def health_router(daemon: Daemon) -> APIRouter:
                 )
             for status in ("triggered", "acknowledged", "resolved"):
                 OPEN.labels(status).set(counts.get(status, 0))
-        except DBAPIError:
+        except STORE_ERRORS:
             pass  # the counters still tell something; readyz reports the store
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -13,13 +13,12 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from escalator.daemon import Daemon
 from escalator.ingest import heartbeats
 from escalator.ingest.heartbeat_store import list_heartbeats, record_beats
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 
 
 def _bearer(request: Request) -> str | None:
@@ -55,7 +54,7 @@ def heartbeats_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> 
 
         try:
             resolved = await run_in_threadpool(run)
-        except DBAPIError:
+        except STORE_ERRORS:
             return JSONResponse({"error": "store unavailable, retry later"}, status_code=503)
         if resolved:
             daemon.runner.wake()
@@ -74,7 +73,7 @@ def heartbeats_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> 
         try:
             with transaction(daemon.factory) as session:
                 rows = list_heartbeats(session, config, now, daemon.engine.started_at)
-        except DBAPIError:
+        except STORE_ERRORS:
             return JSONResponse({"error": "store unavailable, retry later"}, status_code=503)
         return JSONResponse(rows)
 

@@ -9,7 +9,6 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from escalator.config import Duration, LabelMatcher
@@ -17,7 +16,7 @@ from escalator.daemon import Daemon
 from escalator.maintenance.store import list_windows
 from escalator.services import maintenance
 from escalator.services.context import Actor, NotFound, ServiceError
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 
 
 class AddWindow(BaseModel):
@@ -50,7 +49,7 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
         try:
             with transaction(daemon.factory) as session:
                 return JSONResponse(list_windows(session, config, now, include_past=all))
-        except DBAPIError:
+        except STORE_ERRORS:
             return _error(503, "store unavailable, retry later")
 
     @router.post("/api/v1/maintenance", status_code=201)
@@ -76,7 +75,7 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
             return _error(404, str(exc))
         except ServiceError as exc:
             return _error(422, str(exc))
-        except DBAPIError:
+        except STORE_ERRORS:
             return _error(503, "store unavailable, retry later")
         return JSONResponse(created, status_code=201)
 
@@ -91,7 +90,7 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
             return _error(404, str(exc))
         except ServiceError as exc:
             return _error(422, str(exc))
-        except DBAPIError:
+        except STORE_ERRORS:
             return _error(503, "store unavailable, retry later")
         return JSONResponse(ended)
 

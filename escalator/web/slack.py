@@ -32,7 +32,6 @@ from fastapi.responses import JSONResponse, Response
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
-from sqlalchemy.exc import DBAPIError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -46,7 +45,7 @@ from escalator.services import alerts as alert_services
 from escalator.services import incidents as incident_services
 from escalator.services.alerts import Outcome, Selection
 from escalator.services.context import Actor, ServiceError
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 from escalator.store.tables import AlertRow
 from escalator.web.slack_commands import USAGE, Command, CommandError, parse
 
@@ -222,7 +221,7 @@ def slack_router(daemon: Daemon) -> APIRouter:
             return Response(status_code=200)
         try:
             return await run_in_threadpool(handler, payload)
-        except DBAPIError as exc:
+        except STORE_ERRORS as exc:
             log.error("slack interaction: store unavailable: %s", exc)
             respond(payload.get("response_url"), "escalator's store is unavailable; try again")
         except ServiceError as exc:  # a refusal by the service (no such incident, ...)
@@ -292,7 +291,7 @@ def slack_router(daemon: Daemon) -> APIRouter:
         user_id, text = form.get("user_id", ""), form.get("text", "")
         try:
             answer = await run_in_threadpool(command, user_id, text)
-        except DBAPIError as exc:
+        except STORE_ERRORS as exc:
             log.error("slack command: store unavailable: %s", exc)
             answer = "escalator's store is unavailable; try again"
         except SlackApiError as exc:

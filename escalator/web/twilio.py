@@ -16,8 +16,16 @@ Every request must carry a valid `X-Twilio-Signature` over `public_url` + path +
 the form parameters, checked with the SDK's RequestValidator; anything else gets 403. The
 person is whoever the configuration gives that phone number; an unknown number is answered
 politely and can change nothing. Replies call the service layer
-(`escalator.services.alerts`), the same functions as the CLI and the API, and Twilio's
-retries of a webhook are harmless (acknowledging an acknowledged alert changes nothing).
+(`escalator.services.alerts`), the same functions as the CLI and the API.
+
+A signed request can be captured and sent again, so each one that acts is recorded by
+Twilio's id for it (MessageSid; CallSid and the digits for a keypress), in the action's
+transaction: a replay, or Twilio's own retry, gets the same kind of reply and changes
+nothing. A keypress acts on what its call offered when it was answered (the alerts read
+out, recorded with their levels under the CallSid), and only on those still at that level:
+one captured "press 9" cannot walk an alert up the policy. `ACK ALL` acknowledges the
+alerts whose pages had gone out to the sender when the message arrived. A store that
+cannot be reached gets a polite TwiML reply, never a bare 5xx the person would not see.
 """
 
 from __future__ import annotations
@@ -38,9 +46,9 @@ from twilio.twiml.voice_response import VoiceResponse
 from escalator.config import Person
 from escalator.daemon import Daemon
 from escalator.services import alerts as alert_services
-from escalator.services.alerts import Alerts, Outcome, Selection
+from escalator.services.alerts import Alerts, Callback, Offered, Outcome, Replayed, Selection
 from escalator.services.context import Actor
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 from escalator.store.tables import AlertRow
 
 log = logging.getLogger("escalator.twilio")
@@ -49,6 +57,11 @@ _COMMAND = re.compile(r"^\s*(ack|acknowledge|resolve)\b[\s,:#]*(.*?)\s*$", re.I 
 _IDS = re.compile(r"^(?:#?\d+[\s,]*)+$")
 _MAX_FORM_BYTES = 64 * 1024
 _HELP = "Reply ACK and the alert number (ACK 42), ACK ALL, or RESOLVE 42."
+_REPLAYED_SMS = "escalator already handled this message; nothing more was changed."
+_STORE_DOWN_SMS = (
+    "escalator cannot reach its database right now; your reply may not have been "
+    "recorded. Please send it again in a minute."
+)
 
 
 def _xml(twiml: Any, status: int = 200) -> Response:
@@ -138,20 +151,28 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         verb, rest = match.group(1).lower(), match.group(2).strip()
         alerts: Alerts
         if rest.lower() == "all" and verb != "resolve":
-            alerts = Selection.PAGED_ME
+            alerts = Selection.PAGED_ME_SENT
         elif rest and _IDS.match(rest):
             alerts = sorted({int(x) for x in re.findall(r"\d+", rest)})
         elif not rest and verb != "resolve":
             alerts = Selection.LAST_SMS
         else:
             return _sms(f"escalator did not understand that. {_HELP}")
+        sid = form.get("MessageSid", "")
+        if not sid:  # Twilio always sends it; without it a replay could not be told apart
+            return _sms("escalator could not identify that message; nothing was changed.")
         who = actor(person, "sms")
-        if verb == "resolve":
-            done = "Resolved"
-            outcomes = await run_in_threadpool(alert_services.resolve, services, who, alerts)
-        else:
-            done = "Acknowledged"
-            outcomes = await run_in_threadpool(alert_services.acknowledge, services, who, alerts)
+        once = Callback("twilio", f"sms:{sid}")
+        act = alert_services.resolve if verb == "resolve" else alert_services.acknowledge
+        done = "Resolved" if verb == "resolve" else "Acknowledged"
+        try:
+            outcomes = await run_in_threadpool(act, services, who, alerts, callback=once)
+        except Replayed:
+            log.warning("SMS %s from %s replayed: nothing done", sid, person.id)
+            return _sms(_REPLAYED_SMS)
+        except STORE_ERRORS as exc:
+            log.error("SMS from %s: store unavailable: %s", person.id, exc)
+            return _sms(_STORE_DOWN_SMS)
         log.info("SMS %s from %s: %d alert(s)", verb, person.id, len(outcomes))
         return _sms(summarize(done, outcomes))
 
@@ -166,13 +187,14 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         return sorted({int(x) for x in spec.split(".") if x.isdigit()})
 
     def alerts_for(spec: str) -> Alerts:
-        return Selection.PAGED_ME if spec == "all" else alert_ids(spec)
+        return Selection.PAGED_ME_SENT if spec == "all" else alert_ids(spec)
 
     def gather_url(spec: str) -> str:
         return f"{public_url}/twilio/voice/gather?{urlencode({'alerts': spec})}"
 
-    def spoken(person: Person, alerts: Alerts) -> str:
-        ids = alert_services.select_alerts(services, actor(person, "voice"), alerts)
+    def spoken(person: Person, call: str, alerts: Alerts) -> str:
+        # What is read out is what the keypress may act on: recorded under the CallSid.
+        ids = alert_services.offer(services, actor(person, "voice"), call, alerts)
         with transaction(daemon.factory) as session:
             rows = list(
                 session.scalars(select(AlertRow).where(AlertRow.id.in_(ids)).order_by(AlertRow.id))
@@ -194,7 +216,14 @@ def twilio_router(daemon: Daemon) -> APIRouter:
             _say(twiml, "This is escalator. This number is not on the roster. Goodbye.")
             twiml.hangup()
             return _xml(twiml)
-        summary = await run_in_threadpool(spoken, person, alerts_for(spec))
+        call = form.get("CallSid", "")
+        try:
+            summary = await run_in_threadpool(spoken, person, call, alerts_for(spec))
+        except STORE_ERRORS as exc:
+            log.error("voice call for %s: store unavailable: %s", person.id, exc)
+            _say(twiml, "This is escalator. It cannot reach its database. Check your alerts.")
+            twiml.hangup()
+            return _xml(twiml)
         keys = "Press 1 to acknowledge, or 9 to escalate now."
         gather(twiml, spec, f"This is escalator, for {person.display}. {summary} {keys}")
         gather(twiml, spec, keys)
@@ -213,18 +242,35 @@ def twilio_router(daemon: Daemon) -> APIRouter:
             twiml.hangup()
             return _xml(twiml)
         digits = form.get("Digits", "").strip()
-        if digits == "1":
-            outcomes = await run_in_threadpool(
-                alert_services.acknowledge, services, actor(person, "voice"), alerts_for(spec)
-            )
+        call = form.get("CallSid", "")
+        if digits in ("1", "9") and call:
+            act = alert_services.acknowledge if digits == "1" else alert_services.escalate_now
+            once = Callback("twilio", f"keypress:{call}:{digits}")
+            who = actor(person, "voice")
+            try:
+                outcomes = await run_in_threadpool(act, services, who, Offered(call), callback=once)
+            except Replayed:
+                log.warning("keypress %s of call %s replayed: nothing done", digits, call)
+                _say(twiml, "That key press was already handled. Nothing more was changed.")
+                twiml.hangup()
+                return _xml(twiml)
+            except STORE_ERRORS as exc:
+                log.error("keypress of %s: store unavailable: %s", person.id, exc)
+                _say(twiml, "escalator cannot reach its database. Nothing was changed. Goodbye.")
+                twiml.hangup()
+                return _xml(twiml)
             done = sum(o.changed for o in outcomes)
-            _say(twiml, f"Acknowledged {done} alert{'' if done == 1 else 's'}. Goodbye.")
-        elif digits == "9":
-            outcomes = await run_in_threadpool(
-                alert_services.escalate_now, services, actor(person, "voice"), alerts_for(spec)
+            verb = "Acknowledged" if digits == "1" else "Escalating"
+            text = (
+                f"{verb} {done} alert{'' if done == 1 else 's'}{'' if digits == '1' else ' now'}."
             )
-            done = sum(o.changed for o in outcomes)
-            _say(twiml, f"Escalating {done} alert{'' if done == 1 else 's'} now. Goodbye.")
+            moved = sum(o.message.startswith(alert_services.MOVED) for o in outcomes)
+            if moved:
+                were = "was" if moved == 1 else "were"
+                text += f" {moved} changed since this call began and {were} left alone."
+            _say(twiml, f"{text} Goodbye.")
+        elif digits in ("1", "9"):
+            _say(twiml, "escalator could not identify this call; nothing was changed. Goodbye.")
         else:
             gather(twiml, spec, "Sorry. Press 1 to acknowledge, or 9 to escalate now.")
             _say(twiml, "Goodbye.")

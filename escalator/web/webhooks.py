@@ -14,13 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from escalator.daemon import Daemon
 from escalator.ingest.alertmanager import AMWebhook, IngestResult, ingest
 from escalator.ingest.heartbeat_store import record_beats, split_beats
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 from escalator.web.auth import authorized, error, read_body, validation_details
 
 log = logging.getLogger("escalator.web")
@@ -65,7 +64,7 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
         try:
             # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
             result = await run_in_threadpool(_ingest, payload, beats)
-        except DBAPIError as exc:
+        except STORE_ERRORS as exc:
             WEBHOOKS.labels("503").inc()
             log.error("store unavailable: %s", exc)
             return error(503, "store unavailable, retry later")

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +33,7 @@ from escalator.services import alerts as alert_services
 from escalator.services import incidents as incident_services
 from escalator.services import roster as roster_services
 from escalator.services.context import Actor, ServiceError
-from escalator.store.db import transaction
+from escalator.store.db import STORE_ERRORS, transaction
 from escalator.web.ui import logins, read
 from escalator.web.ui.auth import (
     CSRF_COOKIE,
@@ -176,7 +175,7 @@ def install_console(app: FastAPI, daemon: Daemon) -> None:
             return login_redirect(request)
         except Denied as exc:
             return error_page(request, exc.status, exc.message)
-        except DBAPIError as exc:
+        except STORE_ERRORS as exc:
             log.error("store unavailable: %s", exc)
             return error_page(request, 503, "the store is unavailable; retry in a moment")
         if ctx is None:
@@ -238,7 +237,7 @@ def install_console(app: FastAPI, daemon: Daemon) -> None:
             return error_page(request, 422, str(exc))
         except (ValueError, KeyError) as exc:
             return error_page(request, 422, f"bad form: {exc}")
-        except DBAPIError as exc:
+        except STORE_ERRORS as exc:
             log.error("store unavailable: %s", exc)
             return error_page(request, 503, "the store is unavailable; nothing was done")
         assert isinstance(text, str)
@@ -499,7 +498,7 @@ def install_console(app: FastAPI, daemon: Daemon) -> None:
                 csrf = guard.csrf_token(session, nonce, now)
                 local_open = guard.local_open(request, session)
                 has_tokens = logins.any_tokens(session)
-        except DBAPIError:
+        except STORE_ERRORS:
             return error_page(request, 503, "the store is unavailable; retry in a moment")
         html = page_html(
             "login.html",
@@ -542,7 +541,7 @@ def install_console(app: FastAPI, daemon: Daemon) -> None:
             cookie = await run_in_threadpool(run)
         except Denied as exc:
             return error_page(request, exc.status, exc.message)
-        except DBAPIError:
+        except STORE_ERRORS:
             return error_page(request, 503, "the store is unavailable; retry in a moment")
         response = RedirectResponse(_safe_back(form.get("next")), status_code=303)
         guard.set_cookie(request, response, SESSION_COOKIE, cookie)
