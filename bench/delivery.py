@@ -29,12 +29,10 @@ import os
 import random
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,7 +74,9 @@ NAN = float("nan")
 
 def uptime() -> str:
     try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["uptime"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         load = os.getloadavg()
         return f"load average: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
@@ -124,7 +124,7 @@ def fanout_config(
     (folder / "twilio_token").write_text(AUTH_TOKEN)
     methods = "[{method: sms}, {method: email}]" if smtp_port else "[{method: sms}]"
     roster = "".join(
-        f"  - id: u{i}\n    phone: \"+1555030{i:04d}\"\n    email: u{i}@bench.example\n"
+        f'  - id: u{i}\n    phone: "+1555030{i:04d}"\n    email: u{i}@bench.example\n'
         f"    rules: {{page: {methods}}}\n"
         for i in range(people)
     )
@@ -146,7 +146,7 @@ def fanout_config(
         "channels:\n"
         f"  twilio:\n    account_sid: {ACCOUNT_SID}\n"
         f"    auth_token: {{file: {folder / 'twilio_token'}}}\n"
-        f"    from_number: \"+15550109999\"\n    voice: false\n"
+        f'    from_number: "+15550109999"\n    voice: false\n'
         f"    api_base_url: {twilio_url}\n"
         f"{email}"
     )
@@ -253,9 +253,9 @@ def measure_replicas(targets: int, delay: float, cap: float) -> ReplicasResult:
                 # wait until the receiver has been quiet for longer than one message.
                 quiet = delay * 2 + 1.0
                 wait_for(
-                    lambda: time.perf_counter() - receiver.last() > quiet
-                    if receiver.stamps
-                    else False,
+                    lambda: (
+                        time.perf_counter() - receiver.last() > quiet if receiver.stamps else False
+                    ),
                     cap,
                     poll=0.2,
                 )
