@@ -441,8 +441,9 @@ def test_prometheus_scrapes_escalator_itself() -> None:
 
 
 def test_escalator_emits_the_metrics_the_self_rules_read() -> None:
-    """Once the daemon has its delivery lanes, every metric the rules read is registered by
-    its modules (skipped on a tree from before them: the rules then watch for nothing).
+    """Once the daemon has its delivery lanes, every metric of SELF_METRICS (the rules read
+    most of them) is registered by the modules `escalator serve` runs (skipped on a tree
+    from before the lanes: the rules then watch for nothing).
     Read from prometheus_client's registry, where a counter's family name has no `_total`."""
     from prometheus_client import REGISTRY
 
