@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -59,6 +60,17 @@ def _check_zone(value: str) -> str:
 
 TimeZoneName = Annotated[str, BeforeValidator(_check_zone)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+def _printable(value: str) -> str:
+    # A name is shown in pages, calendar feeds (.ics lines, where CR/LF break the format)
+    # and terminals: control characters in it are a configuration mistake, refused here.
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", value):
+        raise ValueError("must not contain control characters (line breaks, tabs, escapes)")
+    return value
+
+
+DisplayName = Annotated[str, AfterValidator(_printable)]
 
 
 class Strict(BaseModel):
@@ -117,7 +129,7 @@ def _default_rules() -> dict[str, list[ContactRule]]:
 
 class Person(Strict):
     id: Identifier
-    name: str | None = None
+    name: DisplayName | None = None
     phone: str | None = None
     email: str | None = None
     timezone: TimeZoneName = "UTC"
@@ -150,7 +162,7 @@ class Person(Strict):
 
 class Team(Strict):
     id: Identifier
-    name: str | None = None
+    name: DisplayName | None = None
     members: list[str] = Field(min_length=1)
 
 
@@ -244,7 +256,7 @@ class Rotation(ShiftPattern):
     """
 
     id: Identifier
-    name: str | None = None
+    name: DisplayName | None = None
     timezone: TimeZoneName = "UTC"
     layers: list[Layer] = Field(default_factory=list)
     overrides: list[RotationOverride] = Field(default_factory=list)
