@@ -9,6 +9,7 @@ tries to upgrade. PostgreSQL is for replicas.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +48,8 @@ def _private_file(path: Path) -> None:
     token hashes are nobody else's business on a shared machine. Existing files and
     folders keep the mode their owner gave them."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
 
 
 def is_postgres(engine: Engine) -> bool:

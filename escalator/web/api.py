@@ -7,10 +7,10 @@ is `server.api_token`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,18 +28,26 @@ from escalator.services.alerts import Outcome, Selection
 from escalator.services.context import Actor
 from escalator.store.db import transaction
 from escalator.web.auth import ApiError, bearer
+from escalator.web.bodies import ID, MAX_ID, Moment
+from escalator.web.openapi import ERRORS
 
 ICAL_TYPE = "text/calendar; charset=utf-8"
 By = Field(min_length=1, max_length=200, description="The person acting (a configured id).")
+Ids = Field(min_length=1, max_length=1000)
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# Longer than this is a typo, and `now + duration` must stay a representable date.
+_LONGEST = timedelta(days=3660)
+# A schedule longer than this is not something anyone reads; it would only cost CPU.
+_LONGEST_SCHEDULE = timedelta(days=400)
 
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    ids: list[int] = Field(default_factory=list)
+    ids: list[ID] = Field(default_factory=list, max_length=1000)
     all: bool = False
     by: str = By
-    until: datetime | None = Field(default=None, description="Snooze: the ack ends then.")
+    until: Moment | None = Field(default=None, description="Snooze: the ack ends then.")
     for_: str | None = Field(
         default=None, alias="for", description="Snooze: the ack ends this long after now (30m)."
     )
@@ -48,21 +56,21 @@ class AckRequest(BaseModel):
 class SnoozeRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    ids: list[int] = Field(min_length=1)
+    ids: list[ID] = Ids
     by: str = By
     for_: str = Field(alias="for", description="How long (30m, 2h).")
 
 
 class ActRequest(BaseModel):
-    ids: list[int] = Field(min_length=1)
+    ids: list[ID] = Ids
     by: str = By
 
 
 class OverrideRequest(BaseModel):
     rotation: str = Field(min_length=1, max_length=200)
     person: str = Field(min_length=1, max_length=200)
-    start: datetime | None = Field(default=None, description="Default: now (daemon's clock).")
-    end: datetime
+    start: Moment | None = Field(default=None, description="Default: now (daemon's clock).")
+    end: Moment
     by: str = By
 
 
@@ -80,14 +88,15 @@ class PostmortemRequest(BaseModel):
 
 def _duration(value: str, name: str) -> timedelta:
     try:
-        return parse_duration(value)
-    except ValueError as exc:
+        duration = parse_duration(value)
+    except (ValueError, OverflowError) as exc:
         raise ApiError(422, f"{name}: {exc}") from exc
+    if duration > _LONGEST:
+        raise ApiError(422, f"{name}: at most {_LONGEST.days} days")
+    return duration
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -96,7 +105,11 @@ def _outcomes(outcomes: list[Outcome]) -> JSONResponse:
 
 
 def api_router(daemon: Daemon) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", dependencies=[Depends(bearer(daemon.api_token))])
+    router = APIRouter(
+        prefix="/api/v1",
+        dependencies=[Depends(bearer(daemon.api_token))],
+        responses=ERRORS(401, 404, 422, 503),
+    )
     config = daemon.config
     services = daemon.services
 
@@ -110,8 +123,8 @@ def api_router(daemon: Daemon) -> APIRouter:
         with transaction(daemon.factory) as session:
             return JSONResponse(views.list_alerts(session, include_resolved=all))
 
-    @router.get("/alerts/{alert_id}")
-    def show_alert(alert_id: int) -> Response:
+    @router.get("/alerts/{alert_id:int}")  # digits only: GET /alerts/ack is a 405
+    def show_alert(alert_id: PathId) -> Response:
         with transaction(daemon.factory) as session:
             shown = views.show_alert(session, alert_id)
         if shown is None:
@@ -146,7 +159,7 @@ def api_router(daemon: Daemon) -> APIRouter:
     # Roster -------------------------------------------------------------------------------
 
     @router.get("/oncall")
-    def oncall(at: datetime | None = None) -> Response:
+    def oncall(at: Annotated[Moment | None, Query()] = None) -> Response:
         when = _aware(at) if at else daemon.clock.now()
         with transaction(daemon.factory) as session:
             overrides = load_overrides(session, when)
@@ -169,15 +182,17 @@ def api_router(daemon: Daemon) -> APIRouter:
         )
         return JSONResponse(created, status_code=201)
 
-    @router.delete("/overrides/{override_id}")
-    def remove_override(override_id: int, by: str) -> Response:
+    @router.delete("/overrides/{override_id:int}")
+    def remove_override(
+        override_id: PathId, by: Annotated[str, Query(min_length=1, max_length=200)]
+    ) -> Response:
         return JSONResponse(roster_services.remove_override(services, api(by), override_id))
 
     @router.get("/schedule")
     def schedule(
         rotation: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: Annotated[Moment | None, Query()] = None,
+        end: Annotated[Moment | None, Query()] = None,
         format: Literal["json", "ical"] = "json",
     ) -> Response:
         if rotation is not None and config.rotation(rotation) is None:
@@ -187,6 +202,8 @@ def api_router(daemon: Daemon) -> APIRouter:
         until = _aware(end) if end else begin + timedelta(weeks=2)
         if until <= begin:
             raise ApiError(422, "end must be after start")
+        if until - begin > _LONGEST_SCHEDULE:
+            raise ApiError(422, f"at most {_LONGEST_SCHEDULE.days} days at once")
         with transaction(daemon.factory) as session:
             if format == "ical":
                 body = schedule_ical(session, config, rotation, begin, until, now)
@@ -195,15 +212,15 @@ def api_router(daemon: Daemon) -> APIRouter:
 
     # Incidents ----------------------------------------------------------------------------
 
-    @router.post("/incidents/{incident_id}/updates", status_code=201)
-    def post_update(incident_id: int, body: UpdateRequest) -> Response:
+    @router.post("/incidents/{incident_id:int}/updates", status_code=201)
+    def post_update(incident_id: PathId, body: UpdateRequest) -> Response:
         done = incident_services.post_update(
             services, api(body.by), incident_id, body.message, body.status, body.eta
         )
         return JSONResponse(jsonable_encoder(done.__dict__), status_code=201)
 
-    @router.post("/incidents/{incident_id}/postmortem")
-    def link_postmortem(incident_id: int, body: PostmortemRequest) -> Response:
+    @router.post("/incidents/{incident_id:int}/postmortem")
+    def link_postmortem(incident_id: PathId, body: PostmortemRequest) -> Response:
         done = incident_services.link_postmortem(services, api(body.by), incident_id, body.url)
         return JSONResponse(jsonable_encoder(done.__dict__))
 
@@ -218,12 +235,10 @@ def api_router(daemon: Daemon) -> APIRouter:
         now = daemon.clock.now()
         try:
             start = report.parse_since(since, now)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise ApiError(422, f"since: {exc}") from exc
         with transaction(daemon.factory) as session:
             records, pages = report.load(session, start, now)
         return JSONResponse(jsonable_encoder(report.build(records, pages, start, now)))
 
     return router
-
-
