@@ -31,6 +31,7 @@ from escalator.store.db import (
     require_current_schema,
     session_factory,
 )
+from escalator.text import escape
 
 DEFAULT_CONFIG = "config/escalator.yaml"
 DEFAULT_PORT = 9797
@@ -172,6 +173,9 @@ def age(iso: str | None) -> str:
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
+    # Cells come from alerts (names, labels, actors): control characters are shown escaped,
+    # never interpreted by the terminal, and a line break cannot split a row.
+    rows = [[escape(c) for c in row] for row in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
     lines = [
         "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()

@@ -22,6 +22,7 @@ from escalator.cli.support import (
     table,
 )
 from escalator.config.durations import parse_duration
+from escalator.text import escape
 
 As = click.option(
     "--as", "as_", metavar="PERSON", help="Who acts (default: $ESCALATOR_USER or login)."
@@ -43,7 +44,7 @@ def _report(outcomes: list[dict[str, Any]], verb: str) -> None:
     failed = False
     for o in outcomes:
         mark = "ok" if o["changed"] else "--"
-        click.echo(f"{mark} #{o['alert_id']}: {o['message']}")
+        click.echo(f"{mark} #{o['alert_id']}: {escape(o['message'])}")
         failed |= o["status"] == "unknown"
     if failed:
         sys.exit(1)
@@ -149,13 +150,15 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
     if output == "json":
         print_json(shown)
         return
+    # Every value from the alert is escaped (escalator.text.escape): what an alert says
+    # cannot move the cursor, recolour the terminal or add lines.
     click.echo(
-        f"#{shown['id']} {shown['alertname']} [{shown['severity'] or '-'}] "
-        f"{shown['status']}, level {shown['level']}, policy {shown['policy']}"
+        f"#{shown['id']} {escape(shown['alertname'])} [{escape(shown['severity'] or '-')}] "
+        f"{shown['status']}, level {shown['level']}, policy {escape(shown['policy'])}"
     )
     if shown["summary"]:
-        click.echo(f"  {shown['summary']}")
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(shown["labels"].items()))
+        click.echo(f"  {escape(shown['summary'])}")
+    labels = ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(shown["labels"].items()))
     click.echo(f"  labels: {labels}")
     if shown.get("maintenance") and shown["status"] != "resolved":
         held = shown["maintenance"]
@@ -164,9 +167,9 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
         click.echo(f"  next escalation: {shown['next_action_at']} ({age(shown['next_action_at'])})")
     click.echo("timeline:")
     for entry in shown["timeline"]:
-        who = f" [{entry['actor']}]" if entry["actor"] else ""
+        who = f" [{escape(entry['actor'])}]" if entry["actor"] else ""
         # The space after the padded kind keeps long kinds (escalated_manually) apart.
-        click.echo(f"  {entry['at']}  {entry['kind']:<14} {entry['detail']}{who}")
+        click.echo(f"  {entry['at']}  {entry['kind']:<14} {escape(entry['detail'])}{who}")
 
 
 @click.command()
