@@ -30,6 +30,7 @@ from escalator.web.events_v2 import events_v2_router
 from escalator.web.health import health_router
 from escalator.web.heartbeats import heartbeats_router
 from escalator.web.limits import EdgeGuard
+from escalator.web.openapi import ERRORS
 from escalator.web.maintenance import maintenance_router
 from escalator.web.slack import slack_router
 from escalator.web.twilio import twilio_router
@@ -54,7 +55,12 @@ def create_app(daemon: Daemon, run_engine: bool = True, bind_host: str | None = 
                 daemon.runner.stop()
 
     app = FastAPI(
-        title="escalator", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan
+        title="escalator",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        responses=ERRORS(),  # what the guard can answer on any route (health's too)
     )
     install_error_handlers(app)
     app.include_router(webhooks_router(daemon))
