@@ -49,7 +49,11 @@ ALICE_PHONE = "+15550100001"
 
 
 def edge_rig(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, tokens: bool = True, **server: Any
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tokens: bool = True,
+    recorder: Any = None,
+    **server: Any,
 ) -> Rig:
     """The shipped config, Twilio replies configured, `server` settings overridden."""
     monkeypatch.setenv("EDGE_TWILIO_TOKEN", TWILIO_TOKEN)
@@ -71,7 +75,7 @@ def edge_rig(
             "channels": config.channels.model_copy(update={"twilio": twilio}),
         }
     )
-    return Rig(database_url, config=config)
+    return Rig(database_url, config=config, recorder=recorder)
 
 
 @pytest.fixture
@@ -369,7 +373,8 @@ def test_a_signed_sms_naming_an_impossible_alert_number_is_answered_not_500(
 def test_lone_surrogates_and_nul_are_stored_the_same_on_both_backends(
     rig: Rig, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alert = am_alert(summary="disk \x00 full \ud800 now")
+    alert = am_alert()
+    alert["annotations"]["summary"] = "disk \x00 full \ud800 now"
     alert["labels"]["team"] = "ops\ud800"
     alert["annotations"]["note"] = "nul\x00here"
     raw = json.dumps(am_body(alert))  # ensure_ascii: "\ud800" and "\u0000" escapes, valid JSON
@@ -475,20 +480,34 @@ def test_email_subject_with_a_line_break_is_folded_not_lost() -> None:
 
 
 def test_console_and_cli_output_escape_control_characters(
-    rig: Rig, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    forged = "[escalator] 2026-03-02T19:00:00Z PAGE mallory: all is well"
+    # The console standing in for another method prints one line, whatever the text holds.
     out = io.StringIO()
-    forged = "Disk full\n[escalator] 2026-03-02T19:00:00Z PAGE mallory: all is well"
-    delivery = Delivery(1, 1, "person", "alice", "console", None, 0, "page", "level 0", 0)
-    ConsoleChannel(out).send(delivery, Message(1, f"\x1b[2J\x1b[31m{forged}", "", "ack 1"))
+    delivery = Delivery(1, 1, "person", "alice", "sms", None, 0, "page", "level 0", 0)
+    ConsoleChannel(out).send(delivery, Message(1, f"\x1b[2J\x1b[31mDisk\n{forged}", "", "ack"))
     printed = out.getvalue()
     assert printed.count("\n") == 1 and "\x1b" not in printed
     assert "\\x1b[2J" in printed and "\\n[escalator]" in printed
+    # Pages and incident notices rendered for the console, through the real sender.
+    screen = io.StringIO()
+    rig = edge_rig(database_url, monkeypatch, recorder=ConsoleChannel(screen))
+    client = TestClient(create_app(rig.daemon, run_engine=False), client=("10.0.0.7", 4000))
     # `list` and `show` over an alert named with an escape sequence and a newline.
-    alert = am_alert(summary="line one\nline two")
+    alert = am_alert()
+    alert["annotations"]["summary"] = f"line one\n{forged}"
     alert["labels"]["alertname"] = "Evil\x1b]0;owned\x07Name"
     assert client.post("/webhooks/alertmanager", json=am_body(alert), headers=HOOK_AUTH).is_success
     (row,) = alert_rows(rig.factory)
+    rig.daemon.sender.drain()
+    rig.daemon.engine.tick()  # the incident notices (critical alert) print too
+    rig.daemon.sender.drain()
+    lines = screen.getvalue().splitlines()
+    assert len(lines) >= 2 and "\x1b" not in screen.getvalue()
+    assert not any(line.startswith(forged[:45]) for line in lines)  # no forged line
+    assert any("line one\\n[escalator]" in line for line in lines)
+    assert any("Evil\\x1b]0;owned\\x07Name" in line for line in lines)
     monkeypatch.setenv("ESCALATOR_DATABASE_URL", str(rig.daemon.db.url.render_as_string(False)))
     for args in (["list"], ["show", str(row.id)]):
         shown = CliRunner().invoke(cli, args)
@@ -496,7 +515,8 @@ def test_console_and_cli_output_escape_control_characters(
         assert "\x1b" not in shown.output and "\x07" not in shown.output
         assert "Evil\\x1b]0;owned\\x07Name" in shown.output
     shown = CliRunner().invoke(cli, ["show", str(row.id)])
-    assert "line one\\nline two" in shown.output
+    assert f"line one\\n{forged}" in shown.output
+    rig.close()
 
 
 # 9. The SQLite file is private ------------------------------------------------------------

@@ -30,8 +30,8 @@ from escalator.web.events_v2 import events_v2_router
 from escalator.web.health import health_router
 from escalator.web.heartbeats import heartbeats_router
 from escalator.web.limits import EdgeGuard
-from escalator.web.openapi import ERRORS
 from escalator.web.maintenance import maintenance_router
+from escalator.web.openapi import ERRORS
 from escalator.web.slack import slack_router
 from escalator.web.twilio import twilio_router
 from escalator.web.ui import install_console

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from escalator.notify.channels.base import Delivery, Message, SendResult
-from escalator.text import escape
+from escalator.text import escape, escape_lines
 
 
 def who(delivery: Delivery) -> str:
@@ -38,9 +38,15 @@ class ConsoleChannel:
         level = "" if delivery.level is None else f" level {delivery.level}"
         # Every value escaped: a line break in a summary cannot forge a second
         # `[escalator] PAGE` line, an escape sequence in an alert name cannot reach the terminal.
+        # Text rendered for the console (notices) keeps its own line structure: its values
+        # were escaped as the template interpolated them (incidents/templates _finalize).
+        # Text rendered for another method (the console standing in for it) is one line.
+        title = (
+            escape_lines(message.title) if delivery.method == "console" else escape(message.title)
+        )
         line = (
             f"[escalator] {at:%Y-%m-%dT%H:%M:%SZ} {kind} {escape(who(delivery))}"
-            f"{f' ({escape(via)})' if via else ''}{level}: {escape(message.title)}"
+            f"{f' ({escape(via)})' if via else ''}{level}: {title}"
         )
         if message.ack_hint:
             line += f" | {escape(message.ack_hint)}"
