@@ -348,6 +348,32 @@ def test_malformed_bodies_and_values_are_4xx_with_the_reason(
     assert written(rig) == (0, 0, 0)
 
 
+def test_events_v2_timestamps_out_of_range_are_400_not_500(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escalator.config import Integration
+
+    monkeypatch.setenv("EDGE_ROUTING_KEY", "k" * 32)
+    config = shipped_config()
+    key = Integration(name="grafana", key=Secret(env="EDGE_ROUTING_KEY"))
+    rig = Rig(database_url, config=config.model_copy(update={"integrations": [key]}))
+    try:
+        client = TestClient(create_app(rig.daemon, run_engine=False))
+        for path, payload in [
+            ("/v2/change/enqueue", {"summary": "deploy", "source": "ci"}),
+            ("/v2/enqueue", {"summary": "x", "source": "s", "severity": "critical"}),
+        ]:
+            for stamp in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+                body = {"routing_key": "k" * 32, "event_action": "trigger",
+                        "payload": {**payload, "timestamp": stamp}}  # fmt: skip
+                answer = client.post(path, json=body)
+                assert answer.status_code == 400, (path, stamp, answer.text)
+                assert "out of range" in answer.text
+        assert written(rig) == (0, 0, 0)
+    finally:
+        rig.close()
+
+
 def _sign(url: str, params: dict[str, str]) -> str:
     return str(RequestValidator(TWILIO_TOKEN).compute_signature(url, params))
 

@@ -11,6 +11,7 @@ the integration's rate limit (senders back off and retry); 503 when the store is
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -59,6 +60,13 @@ def events_v2_router(daemon: Daemon) -> APIRouter:
             event = parse(body)
         except InvalidEvent as exc:
             return _answer(400, exc.answer(), path)
+        stamp = getattr(event, "timestamp", None)
+        try:
+            if stamp is not None:
+                stamp.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        except OverflowError:
+            errors = ["'payload.timestamp' is out of range in UTC"]
+            return _answer(400, {**events_v2.INVALID, "errors": errors}, path)
         integration = integrations.find(event.routing_key)
         if integration is None:
             return _answer(400, {**events_v2.INVALID, "errors": ["Invalid routing key"]}, path)

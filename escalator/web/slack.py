@@ -157,7 +157,7 @@ def slack_router(daemon: Daemon) -> APIRouter:
         if action_id not in blocks.ACTIONS:
             return Response(status_code=200)  # not ours (or a link button): nothing to do
         value = str(action.get("value") or "")
-        if not value.isdigit():
+        if not value.isdigit() or len(value) > 18:  # 18 digits: within a 64-bit id
             return JSONResponse({"error": "button value is not an alert id"}, status_code=400)
         alert_id = int(value)
         person = person_of(user_id)
@@ -192,7 +192,7 @@ def slack_router(daemon: Daemon) -> APIRouter:
             return JSONResponse({"response_action": "errors", "errors": {"impact": text}})
 
         meta = str(view.get("private_metadata") or "")
-        if not meta.isdigit():
+        if not meta.isdigit() or len(meta) > 18:
             return error("this form names no incident")
         person = person_of(user_id)
         if person is None:
