@@ -20,7 +20,6 @@ acknowledged alert changes nothing).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -49,6 +48,7 @@ from escalator.services.context import Actor, ServiceError
 from escalator.store.db import transaction
 from escalator.store.tables import AlertRow
 from escalator.text import clean
+from escalator.web.bodies import BadBody, parse_json
 from escalator.web.openapi import ERRORS, form_body
 from escalator.web.slack_commands import USAGE, Command, CommandError, parse
 
@@ -213,9 +213,9 @@ def slack_router(daemon: Daemon) -> APIRouter:
         if form is None:
             return _forbidden()
         try:
-            payload = json.loads(form.get("payload") or "")
+            payload = parse_json((form.get("payload") or "").encode())  # strict, as bodies
             assert isinstance(payload, dict)
-        except (ValueError, AssertionError):
+        except (BadBody, AssertionError):
             return JSONResponse({"error": "no interaction payload"}, status_code=400)
         kind = payload.get("type")
         handler = {"block_actions": block_action, "view_submission": view_submission}.get(kind)
