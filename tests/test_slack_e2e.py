@@ -387,11 +387,12 @@ def test_forged_stale_and_unknown_requests_change_nothing(rig: Rig, sqlite_url: 
     command = rig.command(rig.stranger, "ack all").json()
     assert command["response_type"] == "ephemeral" and "not on escalator" in command["text"]
     assert rig.slack.responses_to("f1") == [] and rig.slack.responses_to("f2") == []
-    # A body over 64 KiB is refused before anything else, signed or not.
+    # A body over 64 KiB (server.max_api_body_bytes) is refused unread, signed or not: 413
+    # from the edge guard (web/limits.py), as on every endpoint.
     huge = rig.post_signed(
         "/slack/commands", {"text": "list", "user_id": rig.alice, "x": "y" * 70_000}
     )
-    assert huge.status_code == 403
+    assert huge.status_code == 413
     # The status-update modal submitted by the unknown user: an error in the form, no update.
     submission = {
         "type": "view_submission",

@@ -148,6 +148,7 @@ def serve(
 
     from escalator.daemon import build_daemon
     from escalator.web.app import create_app, is_loopback
+    from escalator.web.server import uvicorn_options
 
     logging.basicConfig(
         level=log_level.upper(),
@@ -186,7 +187,7 @@ def serve(
     log.info("Alertmanager webhook: %s://%s:%d/webhooks/alertmanager", scheme, host, port)
     try:
         uvicorn.run(
-            create_app(daemon),
+            create_app(daemon, bind_host=host),
             host=host,
             port=port,
             log_level=log_level,
@@ -194,6 +195,8 @@ def serve(
             # Senders that insist on https (PagerDuty's clients) can reach it directly.
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
+            # h11 with a header deadline, keep-alive and concurrency bounds (web/server.py).
+            **uvicorn_options(config.server),
         )
     finally:
         daemon.db.dispose()

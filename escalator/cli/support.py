@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from escalator.read import times
+from escalator.text import escape
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -396,6 +397,9 @@ def when(ctx: Context, iso: str | None) -> str:
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
+    # Cells come from alerts (names, labels, actors): control characters are shown escaped,
+    # never interpreted by the terminal, and a line break cannot split a row.
+    rows = [[escape(c) for c in row] for row in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
     lines = [
         "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()

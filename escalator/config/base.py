@@ -4,12 +4,21 @@ secrets, weekdays, rate limits and template sources."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from escalator.config.durations import format_duration, parse_duration, to_milliseconds
 
@@ -43,6 +52,17 @@ def _check_zone(value: str) -> str:
 
 TimeZoneName = Annotated[str, BeforeValidator(_check_zone)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+def _printable(value: str) -> str:
+    # A name is shown in pages, calendar feeds (.ics lines, where CR/LF break the format)
+    # and terminals: control characters in it are a configuration mistake, refused here.
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", value):
+        raise ValueError("must not contain control characters (line breaks, tabs, escapes)")
+    return value
+
+
+DisplayName = Annotated[str, AfterValidator(_printable)]
 
 
 class Strict(BaseModel):

@@ -7,7 +7,15 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from escalator.config.base import Duration, Identifier, Method, Strict, TimeZoneName, Urgency
+from escalator.config.base import (
+    DisplayName,
+    Duration,
+    Identifier,
+    Method,
+    Strict,
+    TimeZoneName,
+    Urgency,
+)
 
 
 class ContactRule(Strict):
@@ -30,7 +38,7 @@ def _default_rules() -> dict[Urgency, list[ContactRule]]:
 
 class Person(Strict):
     id: Identifier
-    name: str | None = None
+    name: DisplayName | None = None
     phone: str | None = None
     email: str | None = None
     timezone: TimeZoneName = "UTC"
@@ -63,5 +71,5 @@ class Person(Strict):
 
 class Team(Strict):
     id: Identifier
-    name: str | None = None
+    name: DisplayName | None = None
     members: list[str] = Field(min_length=1)

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from escalator.config.base import (
     WEEKDAYS,
+    DisplayName,
     Duration,
     Identifier,
     Strict,
@@ -86,7 +87,7 @@ class Rotation(ShiftPattern):
     """
 
     id: Identifier
-    name: str | None = None
+    name: DisplayName | None = None
     timezone: TimeZoneName = "UTC"
     layers: list[Layer] = Field(default_factory=list)
     overrides: list[RotationOverride] = Field(default_factory=list)

@@ -26,7 +26,17 @@ class Server(Strict):
     console: ConsoleAuth = ConsoleAuth()
     webhook_token: Secret | None = None
     api_token: Secret | None = None
+    # Bodies: Alertmanager's webhook and Events API v2 take up to max_body_bytes, every other
+    # endpoint (API, Twilio, Slack, console forms, heartbeats) max_api_body_bytes; a body
+    # must arrive whole within body_timeout and a request's headers within header_timeout.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_api_body_bytes: int = Field(default=64 << 10, ge=1024)
+    body_timeout: Duration = timedelta(seconds=10)
+    header_timeout: Duration = timedelta(seconds=10)
+    # With a token unset (quick start), loopback clients are trusted: the Host names they may
+    # use besides IP literals, localhost, single-label names and public_url's host (a
+    # name a DNS-rebinding page could point at 127.0.0.1 is refused otherwise).
+    allowed_hosts: list[str] = Field(default_factory=list)
     # The URL Twilio reaches this daemon at (https in production); webhook signatures are
     # checked against it, so it must be exactly what is configured in the Twilio console.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")

@@ -144,6 +144,7 @@ def message_blocks(
 def fallback_text(text: str, alerts: Sequence[AlertLike]) -> str:
     """The plain `text` Slack shows in notifications and where blocks cannot render."""
     states = "; ".join(f"#{a.id} {a.status}" for a in alerts)
+    text = escape(text)  # the fallback is mrkdwn too: `<!channel>` in it would ping
     return _cut(f"{text}\n{states}" if states else text, _TEXT_LIMIT)
 
 

@@ -9,6 +9,7 @@ tries to upgrade. PostgreSQL is for replicas.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,16 @@ def default_database_url() -> str:
     return f"sqlite:///{state / 'escalator' / 'escalator.db'}"
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file's missing folders 0700 and the file itself 0600 (SQLite
+    gives its -wal and -shm files the database's mode): alerts, timelines and console
+    token hashes are nobody else's business on a shared machine. Existing files and
+    folders keep the mode their owner gave them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -65,7 +76,7 @@ def make_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database).expanduser())
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )

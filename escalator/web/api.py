@@ -7,10 +7,10 @@ is `server.api_token`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,19 +28,27 @@ from escalator.services.alerts import Outcome, Selection
 from escalator.services.context import Actor
 from escalator.store.db import transaction
 from escalator.web.auth import ApiError, bearer
+from escalator.web.bodies import ID, MAX_ID, Moment
+from escalator.web.openapi import ERRORS
 
 ICAL_TYPE = "text/calendar; charset=utf-8"
 MAX_PAGE = 5000  # alerts per GET /api/v1/alerts page
 By = Field(min_length=1, max_length=200, description="The person acting (a configured id).")
+Ids = Field(min_length=1, max_length=1000)
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# Longer than this is a typo, and `now + duration` must stay a representable date.
+_LONGEST = timedelta(days=3660)
+# A schedule longer than this is not something anyone reads; it would only cost CPU.
+_LONGEST_SCHEDULE = timedelta(days=400)
 
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    ids: list[int] = Field(default_factory=list)
+    ids: list[ID] = Field(default_factory=list, max_length=1000)
     all: bool = False
     by: str = By
-    until: datetime | None = Field(default=None, description="Snooze: the ack ends then.")
+    until: Moment | None = Field(default=None, description="Snooze: the ack ends then.")
     for_: str | None = Field(
         default=None, alias="for", description="Snooze: the ack ends this long after now (30m)."
     )
@@ -49,21 +57,21 @@ class AckRequest(BaseModel):
 class SnoozeRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    ids: list[int] = Field(min_length=1)
+    ids: list[ID] = Ids
     by: str = By
     for_: str = Field(alias="for", description="How long (30m, 2h).")
 
 
 class ActRequest(BaseModel):
-    ids: list[int] = Field(min_length=1)
+    ids: list[ID] = Ids
     by: str = By
 
 
 class OverrideRequest(BaseModel):
     rotation: str = Field(min_length=1, max_length=200)
     person: str = Field(min_length=1, max_length=200)
-    start: datetime | None = Field(default=None, description="Default: now (daemon's clock).")
-    end: datetime
+    start: Moment | None = Field(default=None, description="Default: now (daemon's clock).")
+    end: Moment
     by: str = By
 
 
@@ -81,14 +89,15 @@ class PostmortemRequest(BaseModel):
 
 def _duration(value: str, name: str) -> timedelta:
     try:
-        return parse_duration(value)
-    except ValueError as exc:
+        duration = parse_duration(value)
+    except (ValueError, OverflowError) as exc:
         raise ApiError(422, f"{name}: {exc}") from exc
+    if duration > _LONGEST:
+        raise ApiError(422, f"{name}: at most {_LONGEST.days} days")
+    return duration
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -97,7 +106,11 @@ def _outcomes(outcomes: list[Outcome]) -> JSONResponse:
 
 
 def api_router(daemon: Daemon) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", dependencies=[Depends(bearer(daemon.api_token))])
+    router = APIRouter(
+        prefix="/api/v1",
+        dependencies=[Depends(bearer(daemon.api_token))],
+        responses=ERRORS(401, 404, 422, 503),
+    )
     config = daemon.config
     services = daemon.services
 
@@ -125,7 +138,9 @@ def api_router(daemon: Daemon) -> APIRouter:
         limit: int = Query(
             views.DEFAULT_LIMIT, ge=1, le=MAX_PAGE, description="At most this many alerts."
         ),
-        offset: int = Query(0, ge=0, description="Skip this many (the newest) first."),
+        offset: int = Query(
+            0, ge=0, le=MAX_ID, description="Skip this many (the newest) first."
+        ),
     ) -> Response:
         """`escalator list -o json`, one page at a time: X-Total-Count says how many match,
         so a client knows when a page is not the whole list."""
@@ -134,8 +149,8 @@ def api_router(daemon: Daemon) -> APIRouter:
             total = views.count_alerts(session, include_resolved=all)
         return JSONResponse(rows, headers={"X-Total-Count": str(total)})
 
-    @router.get("/alerts/{alert_id}")
-    def show_alert(alert_id: int) -> Response:
+    @router.get("/alerts/{alert_id:int}")  # digits only: GET /alerts/ack is a 405
+    def show_alert(alert_id: PathId) -> Response:
         with transaction(daemon.factory) as session:
             shown = views.show_alert(session, alert_id)
         if shown is None:
@@ -170,7 +185,7 @@ def api_router(daemon: Daemon) -> APIRouter:
     # Roster -------------------------------------------------------------------------------
 
     @router.get("/oncall")
-    def oncall(at: datetime | None = None) -> Response:
+    def oncall(at: Annotated[Moment | None, Query()] = None) -> Response:
         when = _aware(at) if at else daemon.clock.now()
         with transaction(daemon.factory) as session:
             overrides = load_overrides(session, when)
@@ -193,15 +208,17 @@ def api_router(daemon: Daemon) -> APIRouter:
         )
         return JSONResponse(created, status_code=201)
 
-    @router.delete("/overrides/{override_id}")
-    def remove_override(override_id: int, by: str) -> Response:
+    @router.delete("/overrides/{override_id:int}")
+    def remove_override(
+        override_id: PathId, by: Annotated[str, Query(min_length=1, max_length=200)]
+    ) -> Response:
         return JSONResponse(roster_services.remove_override(services, api(by), override_id))
 
     @router.get("/schedule")
     def schedule(
         rotation: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
+        start: Annotated[Moment | None, Query()] = None,
+        end: Annotated[Moment | None, Query()] = None,
         format: Literal["json", "ical"] = "json",
     ) -> Response:
         if rotation is not None and config.rotation(rotation) is None:
@@ -211,6 +228,8 @@ def api_router(daemon: Daemon) -> APIRouter:
         until = _aware(end) if end else begin + timedelta(weeks=2)
         if until <= begin:
             raise ApiError(422, "end must be after start")
+        if until - begin > _LONGEST_SCHEDULE:
+            raise ApiError(422, f"at most {_LONGEST_SCHEDULE.days} days at once")
         with transaction(daemon.factory) as session:
             if format == "ical":
                 body = schedule_ical(session, config, rotation, begin, until, now)
@@ -219,15 +238,15 @@ def api_router(daemon: Daemon) -> APIRouter:
 
     # Incidents ----------------------------------------------------------------------------
 
-    @router.post("/incidents/{incident_id}/updates", status_code=201)
-    def post_update(incident_id: int, body: UpdateRequest) -> Response:
+    @router.post("/incidents/{incident_id:int}/updates", status_code=201)
+    def post_update(incident_id: PathId, body: UpdateRequest) -> Response:
         done = incident_services.post_update(
             services, api(body.by), incident_id, body.message, body.status, body.eta
         )
         return JSONResponse(jsonable_encoder(done.__dict__), status_code=201)
 
-    @router.post("/incidents/{incident_id}/postmortem")
-    def link_postmortem(incident_id: int, body: PostmortemRequest) -> Response:
+    @router.post("/incidents/{incident_id:int}/postmortem")
+    def link_postmortem(incident_id: PathId, body: PostmortemRequest) -> Response:
         done = incident_services.link_postmortem(services, api(body.by), incident_id, body.url)
         return JSONResponse(jsonable_encoder(done.__dict__))
 
@@ -242,12 +261,10 @@ def api_router(daemon: Daemon) -> APIRouter:
         now = daemon.clock.now()
         try:
             start = report.parse_since(since, now)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise ApiError(422, f"since: {exc}") from exc
         with transaction(daemon.factory) as session:
             records, pages = report.load(session, start, now)
         return JSONResponse(jsonable_encoder(report.build(records, pages, start, now)))
 
     return router
-
-

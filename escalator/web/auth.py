@@ -1,4 +1,5 @@
-"""What every HTTP surface shares: the bearer-token check, JSON errors, bounded bodies.
+"""What every HTTP surface shares: the bearer-token check and JSON errors (bodies are read,
+capped and timed once, by the edge guard in web/limits.py).
 
 Routers declare `Depends(bearer(token))`; an `ApiError` raised anywhere becomes
 `{"error": ...}` with its status, as do the service layer's refusals (422, 404) and a
@@ -63,20 +64,6 @@ def bearer(token: str | None) -> Callable[[Request], None]:
             raise ApiError(401, "missing or wrong bearer token")
 
     return check
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (checked as it streams in)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def validation_details(exc: ValidationError) -> list[str]:

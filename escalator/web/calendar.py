@@ -19,12 +19,13 @@ from escalator.daemon import Daemon
 from escalator.roster.overrides import load_overrides
 from escalator.roster.schedule import rotation_shifts, to_ical
 from escalator.store.db import STORE_ERRORS, transaction
+from escalator.web.openapi import ERRORS
 
 ICAL_TYPE = "text/calendar; charset=utf-8"
 
 
 def calendar_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(responses=ERRORS(401, 404, 422, 503))
 
     @router.get("/api/v1/calendar/{rotation_id}.ics")
     async def rotation_calendar(request: Request, rotation_id: str, weeks: int = 8) -> Response:

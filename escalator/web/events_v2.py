@@ -10,8 +10,8 @@ the integration's rate limit (senders back off and retry); 503 when the store is
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,13 +25,13 @@ from escalator.ingest import events_v2
 from escalator.ingest.events_v2 import InvalidEvent
 from escalator.ingest.events_v2_store import change, enqueue
 from escalator.store.db import STORE_ERRORS, transaction
+from escalator.web.bodies import BadBody, parse_json
+from escalator.web.openapi import ERRORS, free_json_body
 
 EVENTS = Counter(
     "escalator_events_v2_requests_total", "Events API v2 requests by path and answer",
     ["path", "code"],
 )  # fmt: skip
-
-ReadBody = Callable[[Request, int], Awaitable[bytes | None]]
 
 
 def _answer(code: int, body: dict[str, Any], path: str) -> JSONResponse:
@@ -39,8 +39,8 @@ def _answer(code: int, body: dict[str, Any], path: str) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
-    router = APIRouter()
+def events_v2_router(daemon: Daemon) -> APIRouter:
+    router = APIRouter(responses=ERRORS(400, 429, 503))
     config = daemon.config
     integrations = daemon.integrations
 
@@ -48,20 +48,24 @@ def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
         request: Request, path: str, parse: Callable[[Any], Any]
     ) -> tuple[Any, Integration] | JSONResponse:
         """The parsed event and its integration, or the PagerDuty-shaped refusal."""
-        limit = config.server.max_body_bytes
-        raw = await read_body(request, limit)
-        if raw is None:
-            return _answer(
-                413, {**events_v2.INVALID, "errors": [f"Event larger than {limit} bytes"]}, path
-            )
+        # The guard (web/limits.py) has read the body, capped at server.max_body_bytes.
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _answer(400, {**events_v2.INVALID, "errors": ["Malformed JSON"]}, path)
+            body = parse_json(await request.body())
+        except BadBody as exc:
+            return _answer(
+                400, {**events_v2.INVALID, "errors": ["Malformed JSON", exc.message]}, path
+            )
         try:
             event = parse(body)
         except InvalidEvent as exc:
             return _answer(400, exc.answer(), path)
+        stamp = getattr(event, "timestamp", None)
+        try:
+            if stamp is not None:
+                stamp.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        except OverflowError:
+            errors = ["'payload.timestamp' is out of range in UTC"]
+            return _answer(400, {**events_v2.INVALID, "errors": errors}, path)
         integration = integrations.find(event.routing_key)
         if integration is None:
             return _answer(400, {**events_v2.INVALID, "errors": ["Invalid routing key"]}, path)
@@ -69,7 +73,13 @@ def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
             return _answer(429, events_v2.THROTTLED, path)
         return event, integration
 
-    @router.post("/v2/enqueue", status_code=202)
+    @router.post(
+        "/v2/enqueue",
+        status_code=202,
+        openapi_extra=free_json_body(
+            "A PagerDuty Events API v2 event (trigger, acknowledge, resolve)."
+        ),
+    )
     async def enqueue_event(request: Request) -> Response:
         path = "/v2/enqueue"
         accepted = await _accept(request, path, events_v2.parse_event)
@@ -93,7 +103,11 @@ def events_v2_router(daemon: Daemon, read_body: ReadBody) -> APIRouter:
         daemon.runner.wake_sender()
         return _answer(202, {**events_v2.ACCEPTED, "dedup_key": dedup_key}, path)
 
-    @router.post("/v2/change/enqueue", status_code=202)
+    @router.post(
+        "/v2/change/enqueue",
+        status_code=202,
+        openapi_extra=free_json_body("A PagerDuty Events API v2 change event."),
+    )
     async def enqueue_change(request: Request) -> Response:
         path = "/v2/change/enqueue"
         accepted = await _accept(request, path, events_v2.parse_change)

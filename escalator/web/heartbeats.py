@@ -19,6 +19,7 @@ from escalator.daemon import Daemon
 from escalator.ingest import heartbeats
 from escalator.ingest.heartbeat_store import list_heartbeats, record_beats
 from escalator.store.db import STORE_ERRORS, transaction
+from escalator.web.openapi import ERRORS
 
 
 def _bearer(request: Request) -> str | None:
@@ -27,7 +28,7 @@ def _bearer(request: Request) -> str | None:
 
 
 def heartbeats_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(responses=ERRORS(401, 503))
     config = daemon.config
     # Resolved once: a token whose variable or file is empty accepts nothing.
     tokens = {h.name: h.token.resolve() for h in config.heartbeats if h.token is not None}

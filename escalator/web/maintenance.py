@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -17,16 +18,23 @@ from escalator.maintenance.store import list_windows
 from escalator.services import maintenance
 from escalator.services.context import Actor, NotFound, ServiceError
 from escalator.store.db import STORE_ERRORS, transaction
+from escalator.web.bodies import MAX_ID, Moment
+from escalator.web.openapi import ERRORS
 
 
 class AddWindow(BaseModel):
     match: dict[str, str] = Field(default_factory=dict)
     match_re: dict[str, str] = Field(default_factory=dict)
     duration: Duration | None = Field(default=None, alias="for")
-    until: datetime | None = None
+    until: Moment | None = None
     reason: str = Field(min_length=1, max_length=2000)
     by: str = Field(min_length=1, max_length=200)
     include_open: bool = False
+
+
+# A window longer than this is a typo (and `now + duration` must stay a representable date).
+_LONGEST = timedelta(days=3660)
+WindowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class EndWindow(BaseModel):
@@ -38,7 +46,7 @@ def _error(code: int, message: str) -> JSONResponse:
 
 
 def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(responses=ERRORS(401, 404, 422, 503))
     config = daemon.config
 
     @router.get("/api/v1/maintenance")
@@ -56,6 +64,8 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
     async def add(request: Request, body: AddWindow) -> Response:
         if not authorized(request):
             return _error(401, "missing or wrong bearer token")
+        if body.duration is not None and body.duration > _LONGEST:
+            return _error(422, f"for: at most {_LONGEST.days} days")
         try:
             matcher = LabelMatcher(match=body.match, match_re=body.match_re)
         except ValidationError as exc:
@@ -79,8 +89,8 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
             return _error(503, "store unavailable, retry later")
         return JSONResponse(created, status_code=201)
 
-    @router.post("/api/v1/maintenance/{window_id}/end")
-    async def end(request: Request, window_id: int, body: EndWindow) -> Response:
+    @router.post("/api/v1/maintenance/{window_id:int}/end")
+    async def end(request: Request, window_id: WindowId, body: EndWindow) -> Response:
         if not authorized(request):
             return _error(401, "missing or wrong bearer token")
         actor = Actor(body.by, "api")

@@ -20,7 +20,6 @@ acknowledged alert changes nothing).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -47,12 +46,15 @@ from escalator.services.alerts import Outcome, Selection
 from escalator.services.context import Actor, ServiceError
 from escalator.store.db import STORE_ERRORS, transaction
 from escalator.store.tables import AlertRow
+from escalator.text import clean
+from escalator.web.bodies import BadBody, parse_json
+from escalator.web.openapi import ERRORS, form_body
 from escalator.web.slack_commands import USAGE, Command, CommandError, parse
 
 log = logging.getLogger("escalator.slack")
 
-_MAX_BODY = 64 * 1024
 SNOOZE = timedelta(minutes=30)
+_SIGNED = "Signed by Slack (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes)."
 _LISTED = 25
 
 
@@ -84,7 +86,7 @@ def _answered(respond: Callable[[str | None, str], None], url: str | None, text:
 
 def slack_router(daemon: Daemon) -> APIRouter:
     """The routes above, bound to one daemon (its store, config and Slack app)."""
-    router = APIRouter(prefix="/slack")
+    router = APIRouter(prefix="/slack", responses=ERRORS(403))
     app = daemon.slack
     verifier = SignatureVerifier(app.signing_secret) if app is not None else None
 
@@ -93,14 +95,9 @@ def slack_router(daemon: Daemon) -> APIRouter:
         if verifier is None:
             log.warning("slack request refused: channels.slack is not configured")
             return None
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > _MAX_BODY:
-            return None
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_BODY:
-                return None
+        # The guard (web/limits.py) read the body, capped at server.max_api_body_bytes, and
+        # refused requests without a signature or with a stale timestamp before reading it.
+        body = await request.body()
         timestamp = request.headers.get("x-slack-request-timestamp")
         signature = request.headers.get("x-slack-signature")
         try:
@@ -110,7 +107,8 @@ def slack_router(daemon: Daemon) -> APIRouter:
         if not valid:
             log.warning("slack %s: bad signature or stale timestamp", request.url.path)
             return None
-        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {key: clean(value) for key, value in form}
 
     def person_of(user_id: str) -> Person | None:
         assert app is not None
@@ -158,7 +156,7 @@ def slack_router(daemon: Daemon) -> APIRouter:
         if action_id not in blocks.ACTIONS:
             return Response(status_code=200)  # not ours (or a link button): nothing to do
         value = str(action.get("value") or "")
-        if not value.isdigit():
+        if not value.isdigit() or len(value) > 18:  # 18 digits: within a 64-bit id
             return JSONResponse({"error": "button value is not an alert id"}, status_code=400)
         alert_id = int(value)
         person = person_of(user_id)
@@ -193,7 +191,7 @@ def slack_router(daemon: Daemon) -> APIRouter:
             return JSONResponse({"response_action": "errors", "errors": {"impact": text}})
 
         meta = str(view.get("private_metadata") or "")
-        if not meta.isdigit():
+        if not meta.isdigit() or len(meta) > 18:
             return error("this form names no incident")
         person = person_of(user_id)
         if person is None:
@@ -205,15 +203,18 @@ def slack_router(daemon: Daemon) -> APIRouter:
             return error(str(exc))
         return Response(status_code=200)  # an empty 200 closes the modal
 
-    @router.post("/interactions")
+    @router.post(
+        "/interactions",
+        openapi_extra=form_body({"payload": "the interaction, JSON"}, _SIGNED),
+    )
     async def interactions(request: Request) -> Response:
         form = await signed_form(request)
         if form is None:
             return _forbidden()
         try:
-            payload = json.loads(form.get("payload") or "")
+            payload = parse_json((form.get("payload") or "").encode())  # strict, as bodies
             assert isinstance(payload, dict)
-        except (ValueError, AssertionError):
+        except (BadBody, AssertionError):
             return JSONResponse({"error": "no interaction payload"}, status_code=400)
         kind = payload.get("type")
         handler = {"block_actions": block_action, "view_submission": view_submission}.get(kind)
@@ -283,7 +284,10 @@ def slack_router(daemon: Daemon) -> APIRouter:
             lines.append(f"{entry['kind']} {entry['name']}: {people}{until}")
         return "\n".join(lines) or "No rotations or roles configured."
 
-    @router.post("/commands")
+    @router.post(
+        "/commands",
+        openapi_extra=form_body({"user_id": "", "text": "ack 12, list, oncall"}, _SIGNED),
+    )
     async def commands(request: Request) -> Response:
         form = await signed_form(request)
         if form is None:

@@ -50,18 +50,28 @@ from escalator.services.alerts import Alerts, Callback, Offered, Outcome, Replay
 from escalator.services.context import Actor
 from escalator.store.db import STORE_ERRORS, transaction
 from escalator.store.tables import AlertRow
+from escalator.text import clean
+from escalator.web.bodies import MAX_ID
+from escalator.web.openapi import ERRORS, form_body
 
 log = logging.getLogger("escalator.twilio")
 
 _COMMAND = re.compile(r"^\s*(ack|acknowledge|resolve)\b[\s,:#]*(.*?)\s*$", re.I | re.S)
 _IDS = re.compile(r"^(?:#?\d+[\s,]*)+$")
-_MAX_FORM_BYTES = 64 * 1024
 _HELP = "Reply ACK and the alert number (ACK 42), ACK ALL, or RESOLVE 42."
 _REPLAYED_SMS = "escalator already handled this message; nothing more was changed."
 _STORE_DOWN_SMS = (
     "escalator cannot reach its database right now; your reply may not have been "
     "recorded. Please send it again in a minute."
 )
+
+
+_SIGNED = "Signed by Twilio (X-Twilio-Signature over public_url + path and these fields)."
+SMS_FORM = form_body({"From": "the sender's number", "Body": "ACK 42 or ACK ALL"}, _SIGNED)
+VOICE_FORM = form_body({"To": "the number called", "Called": "the same"}, _SIGNED)
+GATHER_FORM = form_body({"To": "the number called", "Digits": "1 or 9"}, _SIGNED)
+SMS_STATUS_FORM = form_body({"MessageSid": "", "MessageStatus": "", "ErrorCode": ""}, _SIGNED)
+VOICE_STATUS_FORM = form_body({"CallSid": "", "CallStatus": "", "ErrorCode": ""}, _SIGNED)
 
 
 def _xml(twiml: Any, status: int = 200) -> Response:
@@ -84,7 +94,7 @@ def _ids_text(ids: list[int]) -> str:
 
 def twilio_router(daemon: Daemon) -> APIRouter:
     """The routes above, bound to one daemon (its store, config and sender)."""
-    router = APIRouter(prefix="/twilio")
+    router = APIRouter(prefix="/twilio", responses=ERRORS(403, 503))
     settings = daemon.config.channels.twilio
     token = settings.auth_token.resolve() if settings is not None else None
     validator = RequestValidator(token) if token else None
@@ -97,9 +107,9 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         if validator is None or not public_url:
             log.warning("twilio webhook refused: channels.twilio or server.public_url unset")
             return None
+        # The guard (web/limits.py) read the body, capped at server.max_api_body_bytes, and
+        # refused requests without a signature header before reading it.
         body = await request.body()
-        if len(body) > _MAX_FORM_BYTES:
-            return None
         # Twilio posts application/x-www-form-urlencoded; parsed here rather than through
         # FastAPI's Form so the signature is checked over exactly these parameters.
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -110,7 +120,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         if not signature or not validator.validate(url, form, signature):
             log.warning("twilio webhook %s: bad or missing X-Twilio-Signature", request.url.path)
             return None
-        return form
+        return {key: clean(value) for key, value in form.items()}  # no NUL into the store
 
     def forbidden() -> Response:
         return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
@@ -135,7 +145,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
 
     # Inbound SMS --------------------------------------------------------------------------
 
-    @router.post("/sms")
+    @router.post("/sms", openapi_extra=SMS_FORM)
     async def inbound_sms(request: Request) -> Response:
         form = await signed_form(request)
         if form is None:
@@ -153,7 +163,11 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         if rest.lower() == "all" and verb != "resolve":
             alerts = Selection.PAGED_ME_SENT
         elif rest and _IDS.match(rest):
-            alerts = sorted({int(x) for x in re.findall(r"\d+", rest)})
+            numbers = re.findall(r"\d+", rest)
+            beyond = [n for n in numbers if len(n) > 19 or not 1 <= int(n) <= MAX_ID]
+            if beyond:  # no alert has such a number; the store could not even look it up
+                return _sms(f"No such alert: {', '.join('#' + n[:20] for n in beyond)}.")
+            alerts = sorted({int(x) for x in numbers})
         elif not rest and verb != "resolve":
             alerts = Selection.LAST_SMS
         else:
@@ -184,7 +198,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         return person, request.query_params.get("alerts", "")
 
     def alert_ids(spec: str) -> list[int]:
-        return sorted({int(x) for x in spec.split(".") if x.isdigit()})
+        return sorted({int(x) for x in spec.split(".") if x.isdigit() and len(x) < 19})
 
     def alerts_for(spec: str) -> Alerts:
         return Selection.PAGED_ME_SENT if spec == "all" else alert_ids(spec)
@@ -205,7 +219,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         g = twiml.gather(num_digits=1, action=gather_url(spec), method="POST", timeout=8)
         _say(g, text)
 
-    @router.post("/voice")
+    @router.post("/voice", openapi_extra=VOICE_FORM)
     async def voice(request: Request) -> Response:
         form = await signed_form(request)
         if form is None:
@@ -230,7 +244,7 @@ def twilio_router(daemon: Daemon) -> APIRouter:
         _say(twiml, "No key was pressed. The escalation continues. Goodbye.")
         return _xml(twiml)
 
-    @router.post("/voice/gather")
+    @router.post("/voice/gather", openapi_extra=GATHER_FORM)
     async def voice_gather(request: Request) -> Response:
         form = await signed_form(request)
         if form is None:
@@ -290,11 +304,11 @@ def twilio_router(daemon: Daemon) -> APIRouter:
                 daemon.runner.wake_sender()  # a fallback page may be due now
         return _xml(MessagingResponse())
 
-    @router.post("/sms/status")
+    @router.post("/sms/status", openapi_extra=SMS_STATUS_FORM)
     async def sms_status(request: Request) -> Response:
         return await status(request, "MessageSid", "MessageStatus")
 
-    @router.post("/voice/status")
+    @router.post("/voice/status", openapi_extra=VOICE_STATUS_FORM)
     async def voice_status(request: Request) -> Response:
         return await status(request, "CallSid", "CallStatus")
 

@@ -7,8 +7,8 @@ reason for a body it will never be able to take (Alertmanager does not retry 4xx
 
 from __future__ import annotations
 
-import json
 import logging
+from datetime import UTC
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,7 +20,9 @@ from escalator.daemon import Daemon
 from escalator.ingest.alertmanager import AMWebhook, IngestResult, ingest
 from escalator.ingest.heartbeat_store import record_beats, split_beats
 from escalator.store.db import STORE_ERRORS, transaction
-from escalator.web.auth import authorized, error, read_body, validation_details
+from escalator.web.auth import authorized, error, validation_details
+from escalator.web.bodies import BadBody, parse_json
+from escalator.web.openapi import ERRORS, json_body
 
 log = logging.getLogger("escalator.web")
 
@@ -28,29 +30,49 @@ WEBHOOKS = Counter("escalator_webhook_requests_total", "Alertmanager posts by an
 ALERTS_IN = Counter("escalator_webhook_alerts_total", "Alerts received", ["status"])
 
 
+def _unstorable_dates(payload: AMWebhook) -> list[str]:
+    """Dates that cannot be converted to UTC (0001-01-01T00:00:00+01:00 is before year 1
+    in UTC): the reasons, field by field; Go's zero time in UTC stays acceptable."""
+    bad = []
+    for n, alert in enumerate(payload.alerts):
+        for field in ("startsAt", "endsAt"):
+            value = getattr(alert, field)
+            try:
+                if value is not None:
+                    value.astimezone(UTC)
+            except OverflowError:
+                bad.append(f"alerts.{n}.{field}: {value.isoformat()} is out of range in UTC")
+    return bad
+
+
 def webhooks_router(daemon: Daemon) -> APIRouter:
     router = APIRouter()
     config = daemon.config
 
-    @router.post("/webhooks/alertmanager")
+    @router.post(
+        "/webhooks/alertmanager",
+        responses=ERRORS(400, 401, 403, 408, 413, 415, 422, 503),
+        openapi_extra=json_body(AMWebhook, "Alertmanager's version-4 webhook body."),
+    )
     async def alertmanager_webhook(request: Request) -> Response:
         if not authorized(request, daemon.webhook_token):
             WEBHOOKS.labels("401").inc()
             return error(401, "missing or wrong bearer token")
-        body = await read_body(request, config.server.max_body_bytes)
-        if body is None:
-            WEBHOOKS.labels("413").inc()
-            return error(413, f"body larger than {config.server.max_body_bytes} bytes")
+        # The guard (web/limits.py) has read the body whole, capped and within the deadline.
         try:
-            payload = AMWebhook.model_validate(json.loads(body))
-        except json.JSONDecodeError as exc:
-            WEBHOOKS.labels("400").inc()
-            return error(400, f"body is not JSON: {exc}")
+            payload = AMWebhook.model_validate(parse_json(await request.body()))
+        except BadBody as exc:
+            WEBHOOKS.labels(str(exc.code)).inc()
+            return error(exc.code, exc.message)
         except ValidationError as exc:
             WEBHOOKS.labels("422").inc()
             return error(
                 422, "not an Alertmanager version 4 webhook body", details=validation_details(exc)
             )
+        dates = _unstorable_dates(payload)
+        if dates:
+            WEBHOOKS.labels("422").inc()
+            return error(422, "not an Alertmanager version 4 webhook body", details=dates)
         # Heartbeat alerts (Watchdog) are beats, never tracked: a body carrying one always
         # takes the database path, since the beat itself is what must be recorded.
         beats, payload = split_beats(payload, config)

@@ -26,6 +26,7 @@ from escalator.cli.support import (
     when,
 )
 from escalator.read.times import local_full, stamp_local
+from escalator.text import escape
 
 As = click.option(
     "--as", "as_", metavar="PERSON", help="Who acts (default: $ESCALATOR_USER or login)."
@@ -47,7 +48,7 @@ def _report(outcomes: list[dict[str, Any]], verb: str, output: str) -> None:
             click.echo(f"nothing to {verb}")
         for o in outcomes:
             mark = "ok" if o["changed"] else "--"
-            click.echo(f"{mark} #{o['alert_id']}: {o['message']}")
+            click.echo(f"{mark} #{o['alert_id']}: {escape(o['message'])}")
     if failed:
         sys.exit(1)
 
@@ -191,13 +192,15 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
     if output == "json":
         print_json(shown)
         return
+    # Every value from the alert is escaped (escalator.text.escape): what an alert says
+    # cannot move the cursor, recolour the terminal or add lines.
     click.echo(
-        f"#{shown['id']} {shown['alertname']} [{shown['severity'] or '-'}] "
-        f"{shown['status']}, level {shown['level']}, policy {shown['policy']}"
+        f"#{shown['id']} {escape(shown['alertname'])} [{escape(shown['severity'] or '-')}] "
+        f"{shown['status']}, level {shown['level']}, policy {escape(shown['policy'])}"
     )
     if shown["summary"]:
-        click.echo(f"  {shown['summary']}")
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(shown["labels"].items()))
+        click.echo(f"  {escape(shown['summary'])}")
+    labels = ", ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(shown["labels"].items()))
     click.echo(f"  labels: {labels}")
     tz = ctx.tz()
     if shown.get("starts_at"):
@@ -211,11 +214,11 @@ def show(ctx: Context, alert_id: int, output: str) -> None:
         click.echo(f"  next escalation: {next_cell(shown)}")
     click.echo("timeline:")
     for entry in shown["timeline"]:
-        who = f" [{entry['actor']}]" if entry["actor"] else ""
+        who = f" [{escape(entry['actor'])}]" if entry["actor"] else ""
         # The space after the padded kind keeps long kinds (escalated_manually) apart; the
         # stamp is one word (local time with its offset) so the columns stay aligned.
         stamp = stamp_local(entry["at"], tz)
-        click.echo(f"  {stamp}  {entry['kind']:<14} {entry['detail']}{who}")
+        click.echo(f"  {stamp}  {entry['kind']:<14} {escape(entry['detail'])}{who}")
 
 
 @click.command()

@@ -18,6 +18,7 @@ Any of them can be replaced per delivery method from config
 for pages), so a team can post a terser chat message than its email without forking the
 code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    pass_context,
+)
+from jinja2.runtime import Context
 
 from escalator.config import IncidentNotice, PageTemplate, TemplateSource
 
@@ -120,6 +129,18 @@ def _load_override(source: TemplateSource) -> str:
     return Path(source.file).read_text()
 
 
+@pass_context
+def _finalize(context: Context, value: Any) -> Any:
+    """Text for the console goes to a terminal: every interpolated value has its control
+    characters escaped (escalator.text.escape), while the template's own line breaks stay.
+    A summary holding a newline cannot forge an `[escalator] PAGE` line."""
+    if isinstance(value, str) and context.get("method") == "console":
+        from escalator.text import escape
+
+        return escape(value)
+    return value
+
+
 class Templates:
     """Looks up and renders the template for (kind, delivery method) from `directory`
     (the incident notices here by default; escalator.notify.templates for pages)."""
@@ -137,6 +158,7 @@ class Templates:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             autoescape=False,  # plain text for chat, email and SMS, never HTML
+            finalize=_finalize,
         )
         self._overrides: dict[tuple[str, str], Template] = {}
         for method, kinds in (overrides or {}).items():

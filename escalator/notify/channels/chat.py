@@ -7,11 +7,24 @@ for critical, warning and info. URLs hold a token, so they are secrets.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import httpx
 
 from escalator.notify.channels.base import Delivery, Message, SendResult
+from escalator.text import slack
+
+
+def quiet_http_loggers() -> None:
+    """httpx logs every request's URL at INFO, and chat and webhook URLs carry their token:
+    its loggers (and httpcore's) are kept at WARNING so `serve --log-level info` does not
+    write secrets to the log on every delivery."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:  # NOTSET (0) included: root may say INFO
+            logger.setLevel(logging.WARNING)
+
 
 _ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
 
@@ -32,6 +45,7 @@ class ChatChannel:
 
     def __init__(self, webhooks: Mapping[str, str], timeout: float = 10.0):
         self._webhooks = dict(webhooks)
+        quiet_http_loggers()
         self._client = httpx.Client(timeout=timeout)
 
     @property
@@ -44,7 +58,11 @@ class ChatChannel:
         if url is None:
             return SendResult("failed", f"no chat webhook for #{name}")
         icon = _ICONS.get(message.severity or "", ":bell:")
-        text = f"{icon} *{message.title}*\n{message.body}\n_{message.ack_hint}_"
+        # Slack-compatible markup: `<!channel>` or `<url|text>` in an alert's text shows as
+        # typed, pinging nobody and hiding no link.
+        text = (
+            f"{icon} *{slack(message.title)}*\n{slack(message.body)}\n_{slack(message.ack_hint)}_"
+        )
         try:
             response = self._client.post(url, json={"text": text})
         except httpx.HTTPError as exc:

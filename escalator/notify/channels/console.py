@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from escalator.notify.channels.base import Delivery, Message, SendResult
+from escalator.text import escape, escape_lines
 
 
 def who(delivery: Delivery) -> str:
@@ -35,12 +36,20 @@ class ConsoleChannel:
         at = (message.at or datetime.now(UTC)).astimezone(UTC)
         via = delivery.payload.get("via", "")
         level = "" if delivery.level is None else f" level {delivery.level}"
+        # Every value escaped: a line break in a summary cannot forge a second
+        # `[escalator] PAGE` line, an escape sequence in an alert name cannot reach the terminal.
+        # Text rendered for the console (notices) keeps its own line structure: its values
+        # were escaped as the template interpolated them (incidents/templates _finalize).
+        # Text rendered for another method (the console standing in for it) is one line.
+        title = (
+            escape_lines(message.title) if delivery.method == "console" else escape(message.title)
+        )
         line = (
-            f"[escalator] {at:%Y-%m-%dT%H:%M:%SZ} {kind} {who(delivery)}"
-            f"{f' ({via})' if via else ''}{level}: {message.title}"
+            f"[escalator] {at:%Y-%m-%dT%H:%M:%SZ} {kind} {escape(who(delivery))}"
+            f"{f' ({escape(via)})' if via else ''}{level}: {title}"
         )
         if message.ack_hint:
-            line += f" | {message.ack_hint}"
+            line += f" | {escape(message.ack_hint)}"
         stream = self._stream or sys.stdout
         print(line, file=stream, flush=True)
         return SendResult("sent", "printed to console")

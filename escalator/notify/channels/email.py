@@ -16,6 +16,7 @@ from email.utils import formatdate, make_msgid
 
 from escalator.config import EmailChannel as EmailSettings
 from escalator.notify.channels.base import Delivery, Message, SendResult
+from escalator.text import one_line
 
 
 def _by_code(code: int, what: str) -> SendResult:
@@ -39,7 +40,9 @@ class EmailChannel:
     def compose(self, delivery: Delivery, message: Message) -> EmailMessage:
         mail = EmailMessage()
         # Subject carries severity and alert name: the title is "[CRITICAL] #42 Name: ...".
-        mail["Subject"] = message.title[:200]
+        # One line whatever the alert says: a line break in a header is refused (ValueError)
+        # by the email package, and the page would be lost on this method.
+        mail["Subject"] = one_line(message.title)[:200]
         mail["From"] = self._settings.from_address
         mail["To"] = delivery.address or ""
         mail["Date"] = formatdate(usegmt=True)

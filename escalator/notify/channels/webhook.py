@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import httpx
 
 from escalator.notify.channels.base import Delivery, Message, SendResult
-from escalator.notify.channels.chat import http_result
+from escalator.notify.channels.chat import http_result, quiet_http_loggers
 
 
 class WebhookChannel:
@@ -20,6 +20,7 @@ class WebhookChannel:
 
     def __init__(self, endpoints: Mapping[str, str], timeout: float = 10.0):
         self._endpoints = dict(endpoints)
+        quiet_http_loggers()
         self._client = httpx.Client(timeout=timeout)
 
     @property
