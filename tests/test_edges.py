@@ -12,7 +12,6 @@ import json
 import logging
 import socket
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
@@ -36,8 +34,8 @@ from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 from escalator.web.app import create_app
 from escalator.web.server import uvicorn_options
 from tests.support.helpers import alert_rows, am_alert, am_body, count_rows, shipped_config
-from tests.support.ports import free_port
 from tests.support.rig import Rig
+from tests.support.servers import running_server
 
 HOOK = "edge-hook-token-0123456789"
 API = "edge-api-token-9876543210"
@@ -158,32 +156,6 @@ def test_unauthenticated_bodies_are_not_read_and_every_body_is_capped(rig: Rig) 
 # 2. Header and body deadlines --------------------------------------------------------------
 
 
-class Served:
-    """The app under uvicorn with `serve`'s options, on a free loopback port."""
-
-    def __init__(self, rig: Rig) -> None:
-        self.port = free_port()
-        app = create_app(rig.daemon, run_engine=False, bind_host="127.0.0.1")
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="off",
-            **uvicorn_options(rig.daemon.config.server),
-        )  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
     """Whether the server closed `sock` within `seconds`, and what it sent before that."""
     sock.settimeout(seconds)
@@ -211,16 +183,20 @@ def test_half_sent_requests_are_cut_off_and_do_not_starve_the_webhook(
         header_timeout=timedelta(seconds=1),
         body_timeout=timedelta(seconds=1),
     )
-    served = Served(rig)
+    app = create_app(rig.daemon, run_engine=False, bind_host="127.0.0.1")
+    options = uvicorn_options(rig.daemon.config.server)
+    served = running_server(app, log_level="critical", lifespan="off", **options)
     idle: list[socket.socket] = []
     try:
+        url = served.__enter__()
+        port = int(url.rpartition(":")[2])
         # 200 connections that sent half a request line, and a few that sent headers and
         # half a body: none gets to hold its connection.
         for _ in range(200):
-            sock = served.connect()
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             sock.sendall(b"POST /webhooks/alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A")
             idle.append(sock)
-        body_sock = served.connect()
+        body_sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         body_sock.sendall(
             b"POST /webhooks/alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             + f"Authorization: Bearer {HOOK}\r\nContent-Type: application/json\r\n".encode()
@@ -229,7 +205,7 @@ def test_half_sent_requests_are_cut_off_and_do_not_starve_the_webhook(
         # Meanwhile Alertmanager's post goes through at once.
         started = time.monotonic()
         answer = httpx.post(
-            f"http://127.0.0.1:{served.port}/webhooks/alertmanager",
+            f"{url}/webhooks/alertmanager",
             json=am_body(am_alert()),
             headers={"Authorization": f"Bearer {HOOK}"},
             timeout=10,
@@ -242,7 +218,7 @@ def test_half_sent_requests_are_cut_off_and_do_not_starve_the_webhook(
     finally:
         for sock in idle:
             sock.close()
-        served.stop()
+        served.__exit__(None, None, None)
         rig.close()
 
 

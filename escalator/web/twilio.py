@@ -160,14 +160,20 @@ def twilio_router(daemon: Daemon) -> APIRouter:
             return _sms(f"escalator did not understand that. {_HELP}")
         verb, rest = match.group(1).lower(), match.group(2).strip()
         alerts: Alerts
+        beyond: list[str] = []
+        impossible = ""
         if rest.lower() == "all" and verb != "resolve":
             alerts = Selection.PAGED_ME_SENT
         elif rest and _IDS.match(rest):
             numbers = re.findall(r"\d+", rest)
+            # No alert has a number past the store's integers (the store could not even look
+            # it up, and int() refuses thousands of digits): named in the reply, while the
+            # real numbers of the same message are still acted on.
             beyond = [n for n in numbers if len(n) > 19 or not 1 <= int(n) <= MAX_ID]
-            if beyond:  # no alert has such a number; the store could not even look it up
-                return _sms(f"No such alert: {', '.join('#' + n[:20] for n in beyond)}.")
-            alerts = sorted({int(x) for x in numbers})
+            impossible = f"No such alert: {', '.join('#' + n[:20] for n in beyond)}."
+            alerts = sorted({int(x) for x in numbers if x not in beyond})
+            if not alerts:
+                return _sms(impossible)
         elif not rest and verb != "resolve":
             alerts = Selection.LAST_SMS
         else:
@@ -188,7 +194,8 @@ def twilio_router(daemon: Daemon) -> APIRouter:
             log.error("SMS from %s: store unavailable: %s", person.id, exc)
             return _sms(_STORE_DOWN_SMS)
         log.info("SMS %s from %s: %d alert(s)", verb, person.id, len(outcomes))
-        return _sms(summarize(done, outcomes))
+        reply = summarize(done, outcomes)
+        return _sms(f"{reply} {impossible}" if beyond else reply)
 
     # Voice ------------------------------------------------------------------------------------
 

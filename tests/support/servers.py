@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -14,11 +15,13 @@ from tests.support.ports import free_port
 
 
 @contextmanager
-def running_server(app: object, port: int | None = None) -> Iterator[str]:
-    """Yield the server's base URL; stop it (lifespan and all) on exit."""
+def running_server(app: object, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Yield the server's base URL; stop it (lifespan and all) on exit. `options` go to
+    uvicorn.Config (`serve`'s own, from escalator.web.server.uvicorn_options, say)."""
     port = port or free_port()
+    settings: dict[str, Any] = {"log_level": "warning", **options}
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+        uvicorn.Config(app, host="127.0.0.1", port=port, **settings)  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
