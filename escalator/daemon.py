@@ -21,6 +21,7 @@ from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.ingest.alertmanager import CommittedFiring
 from escalator.ingest.events_v2_store import Integrations
+from escalator.metrics import Metrics
 from escalator.notify.channels.base import Channel
 from escalator.notify.channels.console import ConsoleChannel
 from escalator.notify.channels.slack import SlackApp
@@ -96,6 +97,7 @@ class Daemon:
     committed: CommittedFiring = field(default_factory=CommittedFiring)
     integrations: Integrations | None = None  # PagerDuty Events v2 senders, keys resolved
     slack: SlackApp | None = None  # the Slack app, when channels.slack is configured
+    metrics: Metrics = field(default_factory=Metrics)  # this daemon's own registry
     services: ServiceContext = field(init=False)
 
     def __post_init__(self) -> None:
@@ -142,8 +144,11 @@ def build_daemon(
     if slack is not None:
         slack.clock = clock
         slack.bind(factory)  # where it remembers its messages and incident channels
+    metrics = Metrics()
+    if slack is not None:
+        slack.health.gauge = metrics.slack_auth_failed
     policies = PolicyCache()
-    engine = EscalationEngine(factory, config, clock, sender.methods, policies)
+    engine = EscalationEngine(factory, config, clock, sender.methods, policies, metrics=metrics)
     runner = Runner(engine, sender, config.engine.tick_interval)
     integrations = Integrations(config)  # ValueError when a key has no value
     return Daemon(
@@ -157,6 +162,7 @@ def build_daemon(
         policies=policies,
         integrations=integrations,
         slack=slack,
+        metrics=metrics,
         webhook_token=config.server.webhook_token.resolve()
         if config.server.webhook_token
         else None,

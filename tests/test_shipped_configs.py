@@ -440,18 +440,18 @@ def test_prometheus_scrapes_escalator_itself() -> None:
     assert selected == {"escalator"}
 
 
-def test_escalator_emits_the_metrics_the_self_rules_read() -> None:
-    """Once the daemon has its delivery lanes, every metric of SELF_METRICS (the rules read
-    most of them) is registered by the modules `escalator serve` runs (skipped on a tree
-    from before the lanes: the rules then watch for nothing).
-    Read from prometheus_client's registry, where a counter's family name has no `_total`."""
-    from prometheus_client import REGISTRY
+def test_escalator_emits_the_metrics_the_self_rules_read(tmp_path: Path) -> None:
+    """Every metric of SELF_METRICS (the rules read most of them) is on the registry of a
+    daemon built as `escalator serve` builds it. Read from prometheus_client's registry,
+    where a counter's family name has no `_total`."""
+    from escalator.daemon import build_daemon
+    from tests.support.helpers import shipped_config
 
-    # What `escalator serve` runs: the daemon (engine, sender) and its web app.
-    import escalator.daemon
-    import escalator.web.app  # noqa: F401
-
-    families = {family.name for family in REGISTRY.collect()}
+    daemon = build_daemon(shipped_config(), f"sqlite:///{tmp_path / 'metrics.db'}")
+    try:
+        families = {family.name for family in daemon.metrics.registry.collect()}
+    finally:
+        daemon.stop()
     if "escalator_delivery_attempts" not in families:
         pytest.skip("this tree has no delivery-lane metrics yet (issue 10)")
     missing = sorted(name for name in SELF_METRICS if name.removesuffix("_total") not in families)

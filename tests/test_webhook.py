@@ -327,6 +327,31 @@ def test_healthz_readyz_and_metrics(rig: Rig, client: TestClient) -> None:
     assert "escalator_engine_tick_seconds" in body
 
 
+def test_each_daemon_counts_on_its_own_registry(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metrics belong to the daemon that counted them, not to the process: a second daemon
+    in the same process starts from zero and is not moved by the first one's posts."""
+    monkeypatch.setenv("ESCALATOR_WEBHOOK_TOKEN", HOOK)
+    monkeypatch.setenv("ESCALATOR_API_TOKEN", API)
+    first = Rig(sqlite_url)
+    second = Rig(f"sqlite:///{tmp_path / 'second.db'}")
+    try:
+        with (
+            TestClient(create_app(first.daemon, run_engine=False)) as one,
+            TestClient(create_app(second.daemon, run_engine=False)) as two,
+        ):
+            for _ in range(3):
+                assert post(one, AM_025_FIRING).status_code == 200
+            counted = 'escalator_webhook_requests_total{code="200"} 3.0'
+            assert counted in one.get("/metrics").text
+            assert 'escalator_webhook_requests_total{code="200"}' not in two.get("/metrics").text
+            assert "process_cpu_seconds_total" in two.get("/metrics").text
+    finally:
+        first.close()
+        second.close()
+
+
 def test_readyz_is_503_until_the_schema_is_current(database_url: str) -> None:
     if database_url.startswith("sqlite"):
         daemon = build_daemon(shipped_config(), database_url, migrate=False)  # empty file

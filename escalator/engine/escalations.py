@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +20,7 @@ from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.incidents.store import record_decision
 from escalator.incidents.templates import Templates
+from escalator.metrics import Metrics
 from escalator.roster.overrides import load_overrides
 from escalator.roster.shift_notices import ShiftNotices
 from escalator.store.clock import Clock
@@ -37,8 +37,10 @@ class EscalationEngine:
         methods: frozenset[str],
         policies: PolicyCache | None = None,
         templates: Templates | None = None,
+        metrics: Metrics | None = None,
     ):
         self.factory = factory
+        self.metrics = metrics or Metrics()
         self.config = config
         self.clock = clock
         self.methods = methods
@@ -56,7 +58,7 @@ class EscalationEngine:
     def tick(self) -> int:
         """Step every due alert; returns how many were stepped (or released, or opened)."""
         stepped = 0
-        with self._lock, TICK_SECONDS.time():
+        with self._lock, self.metrics.engine_tick_seconds.time():
             now = self.clock.now()
             first = True
             while True:
@@ -67,7 +69,7 @@ class EscalationEngine:
                     break
             self.notices.run(now)  # "you are on call from ... to ..." (escalator.shift_notices)
             queued = tick_incidents(self.factory, self.config, now, self.methods, self.templates)
-        STEPS.inc(stepped)
+        self.metrics.engine_alerts_stepped.inc(stepped)
         return stepped + queued
 
     def _tick_batch(self, now: datetime, sources: bool = False) -> tuple[int, int]:
@@ -99,18 +101,5 @@ class EscalationEngine:
                 decision = machine.step(state_of(row), Tick(), now, policy, paging)
                 record_decision(session, row, decision, paging, now)
                 if due is not None:
-                    LAG.observe(max((now - due).total_seconds(), 0.0))
+                    self.metrics.escalation_lag.observe(max((now - due).total_seconds(), 0.0))
             return len(rows), sourced
-
-
-TICK_SECONDS = Histogram("escalator_engine_tick_seconds", "Wall time of one engine tick")
-
-
-STEPS = Counter("escalator_engine_alerts_stepped_total", "Alerts the engine stepped")
-
-
-LAG = Histogram(
-    "escalator_escalation_lag_seconds",
-    "How late an escalation step ran after it fell due",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
-)

@@ -16,7 +16,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 
 from escalator.config import Integration
@@ -28,21 +27,15 @@ from escalator.store.db import STORE_ERRORS, transaction
 from escalator.web.bodies import BadBody, parse_json
 from escalator.web.openapi import ERRORS, free_json_body
 
-EVENTS = Counter(
-    "escalator_events_v2_requests_total", "Events API v2 requests by path and answer",
-    ["path", "code"],
-)  # fmt: skip
-
-
-def _answer(code: int, body: dict[str, Any], path: str) -> JSONResponse:
-    EVENTS.labels(path, str(code)).inc()
-    return JSONResponse(body, status_code=code)
-
 
 def events_v2_router(daemon: Daemon) -> APIRouter:
     router = APIRouter(responses=ERRORS(400, 429, 503))
     config = daemon.config
     integrations = daemon.integrations
+
+    def _answer(code: int, body: dict[str, Any], path: str) -> JSONResponse:
+        daemon.metrics.events_v2_requests.labels(path, str(code)).inc()
+        return JSONResponse(body, status_code=code)
 
     async def _accept(
         request: Request, path: str, parse: Callable[[Any], Any]

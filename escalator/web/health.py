@@ -8,7 +8,7 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
 from escalator.daemon import Daemon
@@ -16,8 +16,6 @@ from escalator.store.db import STORE_ERRORS, SchemaNotReady, require_current_sch
 from escalator.store.deadline import Deadlines
 from escalator.store.tables import AlertRow
 from escalator.web.auth import error
-
-OPEN = Gauge("escalator_alerts", "Tracked alerts by state", ["status"])
 
 
 def health_router(daemon: Daemon) -> APIRouter:
@@ -61,9 +59,9 @@ def health_router(daemon: Daemon) -> APIRouter:
                     ).all()
                 )
             for status in ("triggered", "acknowledged", "resolved"):
-                OPEN.labels(status).set(counts.get(status, 0))
+                daemon.metrics.alerts.labels(status).set(counts.get(status, 0))
         except STORE_ERRORS:
             pass  # the counters still tell something; readyz reports the store
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(daemon.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router

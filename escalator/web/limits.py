@@ -209,9 +209,8 @@ class EdgeGuard:
 
     async def refuse(self, path: str, refused: Refused, send: Send) -> None:
         if path == WEBHOOK:
-            from escalator.web.webhooks import WEBHOOKS  # counted like the route's answers
-
-            WEBHOOKS.labels(str(refused.code)).inc()
+            # Counted like the route's answers.
+            self.daemon.metrics.webhook_requests.labels(str(refused.code)).inc()
         if path in _BIG[1:]:  # PagerDuty's shape for its senders
             from escalator.ingest.events_v2 import INVALID
 

@@ -12,7 +12,6 @@ from datetime import UTC
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import Counter
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,8 +25,6 @@ from escalator.web.openapi import ERRORS, json_body
 
 log = logging.getLogger("escalator.web")
 
-WEBHOOKS = Counter("escalator_webhook_requests_total", "Alertmanager posts by answer", ["code"])
-ALERTS_IN = Counter("escalator_webhook_alerts_total", "Alerts received", ["status"])
 
 
 def _unstorable_dates(payload: AMWebhook) -> list[str]:
@@ -48,6 +45,7 @@ def _unstorable_dates(payload: AMWebhook) -> list[str]:
 def webhooks_router(daemon: Daemon) -> APIRouter:
     router = APIRouter()
     config = daemon.config
+    metrics = daemon.metrics
 
     @router.post(
         "/webhooks/alertmanager",
@@ -56,30 +54,30 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
     )
     async def alertmanager_webhook(request: Request) -> Response:
         if not authorized(request, daemon.webhook_token):
-            WEBHOOKS.labels("401").inc()
+            metrics.webhook_requests.labels("401").inc()
             return error(401, "missing or wrong bearer token")
         # The guard (web/limits.py) has read the body whole, capped and within the deadline.
         try:
             payload = AMWebhook.model_validate(parse_json(await request.body()))
         except BadBody as exc:
-            WEBHOOKS.labels(str(exc.code)).inc()
+            metrics.webhook_requests.labels(str(exc.code)).inc()
             return error(exc.code, exc.message)
         except ValidationError as exc:
-            WEBHOOKS.labels("422").inc()
+            metrics.webhook_requests.labels("422").inc()
             return error(
                 422, "not an Alertmanager version 4 webhook body", details=validation_details(exc)
             )
         dates = _unstorable_dates(payload)
         if dates:
-            WEBHOOKS.labels("422").inc()
+            metrics.webhook_requests.labels("422").inc()
             return error(422, "not an Alertmanager version 4 webhook body", details=dates)
         # Heartbeat alerts (Watchdog) are beats, never tracked: a body carrying one always
         # takes the database path, since the beat itself is what must be recorded.
         beats, payload = split_beats(payload, config)
         if not beats and daemon.committed.covers(payload):  # a repeat already durable
             for alert in payload.alerts:
-                ALERTS_IN.labels(alert.status).inc()
-            WEBHOOKS.labels("200").inc()
+                metrics.webhook_alerts.labels(alert.status).inc()
+            metrics.webhook_requests.labels("200").inc()
             return JSONResponse(
                 {"status": "ok", **IngestResult(updated=len(payload.alerts)).as_dict()}
             )
@@ -87,12 +85,12 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
             result = await run_in_threadpool(_ingest, payload, beats)
         except STORE_ERRORS as exc:
-            WEBHOOKS.labels("503").inc()
+            metrics.webhook_requests.labels("503").inc()
             log.error("store unavailable: %s", exc)
             return error(503, "store unavailable, retry later")
         daemon.committed.record(payload, result)
         for alert in payload.alerts:
-            ALERTS_IN.labels(alert.status).inc()
+            metrics.webhook_alerts.labels(alert.status).inc()
         if result.opened:
             daemon.runner.wake_sender()  # level 0 is already in the outbox
         if beats and result.resolved:
@@ -103,7 +101,7 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
                 len(result.unrouted),
                 ", ".join(result.unrouted),
             )
-        WEBHOOKS.labels("200").inc()
+        metrics.webhook_requests.labels("200").inc()
         return JSONResponse({"status": "ok", **result.as_dict()})
 
     def _ingest(payload: AMWebhook, beats: set[str]) -> IngestResult:

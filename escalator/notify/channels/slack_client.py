@@ -123,30 +123,28 @@ def retry_after_of(exc: Exception) -> float | None:
         return 1.0
 
 
-AUTH_FAILED = Gauge(
-    "escalator_slack_auth_failed",
-    "1 while Slack refuses the bot token (invalid_auth and the like), else 0",
-)
-
-
 @dataclass
 class Health:
     """The last authentication failure, if no call has worked since (for /readyz and the
     `escalator_slack_auth_failed` gauge)."""
 
     problem: str | None = None
+    # escalator_slack_auth_failed of the daemon's metrics (escalator.metrics), when given.
+    gauge: Gauge | None = None
 
     def failed_auth(self, error: str) -> None:
         if self.problem is None:
             log.error("slack: %s: check channels.slack.bot_token", error)
         self.problem = f"slack {error}: check channels.slack.bot_token"
-        AUTH_FAILED.set(1)
+        if self.gauge is not None:
+            self.gauge.set(1)
 
     def worked(self) -> None:
         if self.problem is not None:
             log.info("slack: the bot token works again")
         self.problem = None
-        AUTH_FAILED.set(0)
+        if self.gauge is not None:
+            self.gauge.set(0)
 
 
 def classify(exc: Exception, health: Health | None = None) -> SendResult:
