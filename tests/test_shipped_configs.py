@@ -79,7 +79,7 @@ def test_promtool_accepts_the_rules() -> None:
     done = _run(_tool("promtool"), "check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
     # The seed's 8, the Watchdog and escalator's own 6 (EscalatorChannelFailing has two tiers).
-    assert "SUCCESS: 15 rules found" in done.stdout
+    assert "SUCCESS: 16 rules found" in done.stdout
 
 
 def test_promtool_accepts_the_prometheus_config() -> None:
@@ -87,7 +87,7 @@ def test_promtool_accepts_the_prometheus_config() -> None:
     done = _run(_tool("promtool"), "check", "config", str(PROMETHEUS))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 1 rule files found" in done.stdout
-    assert "SUCCESS: 15 rules found" in done.stdout  # the seed's 8, Watchdog, escalator's 6
+    assert "SUCCESS: 16 rules found" in done.stdout  # the seed's 8, Watchdog, escalator's 7
 
 
 def test_prometheus_scrapes_the_jobs_the_rules_select() -> None:
@@ -380,6 +380,7 @@ SELF_ALERTS = {
     "EscalatorLaneStalled": {"critical"},
     "EscalatorPagesOverdue": {"critical"},
     "EscalatorChannelFailing": {"warning", "critical"},
+    "EscalatorSlackAuthFailed": {"warning"},
 }
 # The metrics the rules read: the daemon's delivery lanes and engine emit exactly these
 # names (issue 10). A typo in a rule would make it silently never fire.
@@ -391,6 +392,7 @@ SELF_METRICS = {
     "escalator_delivery_oldest_due_seconds",
     "escalator_delivery_lane_last_cycle_timestamp_seconds",
     "escalator_engine_last_tick_timestamp_seconds",
+    "escalator_slack_auth_failed",
 }
 
 

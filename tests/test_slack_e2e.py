@@ -493,21 +493,27 @@ def test_rate_limits_lost_answers_and_dead_channels(rig: Rig, sqlite_url: str) -
     assert "channel_not_found" in failed[0]["detail"]
     wait_for("the console line", lambda: f"#{warning} DiskFilling" in rig.daemons[0].stdout())
 
-    # invalid_auth: /readyz fails loudly until a call works again.
-    assert httpx.get(f"{rig.url}/readyz", timeout=10).status_code == 200
+    # invalid_auth: /readyz stays 200 (a shared token would take every replica out of
+    # service, SMS and voice with it) but names the problem, and the gauge says 1, until a
+    # call works again.
+    def ready() -> dict[str, Any]:
+        answer = httpx.get(f"{rig.url}/readyz", timeout=10)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def gauge() -> str:
+        text = httpx.get(f"{rig.url}/metrics", timeout=10).text
+        return next(line for line in text.splitlines() if line.startswith("escalator_slack_auth"))
+
+    assert "degraded" not in ready() and gauge().endswith(" 0.0")
     good, rig.slack.bot_token = rig.slack.bot_token, "xoxb-revoked"
     rig.click(rig.alice, slack_blocks.ACK, alert_id, "auth")  # the user lookup hits Slack
-    ready = wait_for(
-        "readyz to fail",
-        lambda: (r := httpx.get(f"{rig.url}/readyz", timeout=10)).status_code == 503 and r,
-    )
-    assert "invalid_auth" in ready.json()["error"]
+    degraded = wait_for("readyz to say degraded", lambda: ready().get("degraded"))
+    assert "invalid_auth" in degraded[0] and gauge().endswith(" 1.0")
     rig.slack.bot_token = good
     rig.click(rig.alice, slack_blocks.ACK, alert_id, "auth2")
-    wait_for(
-        "readyz to recover",
-        lambda: httpx.get(f"{rig.url}/readyz", timeout=10).status_code == 200,
-    )
+    wait_for("readyz to recover", lambda: "degraded" not in ready())
+    assert gauge().endswith(" 0.0")
 
 
 def test_three_replicas_create_one_incident_channel(rig: Rig) -> None:

@@ -46,7 +46,11 @@ def health_router(daemon: Daemon) -> APIRouter:
         except (*STORE_ERRORS, SchemaNotReady) as exc:
             return error(503, f"not ready: {exc}")
         if daemon.slack is not None and daemon.slack.health.problem:
-            return error(503, f"not ready: {daemon.slack.health.problem}")
+            # Degraded, still ready: every replica shares the bot token, so a 503 here
+            # would take all of them out of service at once and Alertmanager could then
+            # deliver nothing, SMS and voice included. The Slack problem is named here and
+            # alerted on (escalator_slack_auth_failed, rule EscalatorSlackAuthFailed).
+            return JSONResponse({"status": "ready", "degraded": [daemon.slack.health.problem]})
         return JSONResponse({"status": "ready"})
 
     @router.get("/metrics")
