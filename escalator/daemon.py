@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ from escalator.ingest.events_v2_store import Integrations
 from escalator.notify.channels.base import Channel
 from escalator.notify.channels.console import ConsoleChannel
 from escalator.notify.channels.slack import SlackApp
+from escalator.notify.metrics import DeliveryMetrics
 from escalator.notify.sender import Sender
 from escalator.roster.overrides import load_overrides
 from escalator.services.context import ServiceContext
@@ -51,7 +53,7 @@ def build_channels(config: Config) -> dict[str, Channel]:
     if settings.console.enabled:
         channels["console"] = ConsoleChannel()
     if settings.twilio is not None:
-        client = make_client(settings.twilio)
+        client = make_client(settings.twilio, settings.lane("sms")[2].total_seconds())
         if settings.twilio.sms:
             channels["sms"] = TwilioSmsChannel(client, settings.twilio.from_number, public_url)
         if settings.twilio.voice:
@@ -59,7 +61,7 @@ def build_channels(config: Config) -> dict[str, Channel]:
                 raise ValueError("channels.twilio.voice needs server.public_url for its TwiML")
             channels["voice"] = TwilioVoiceChannel(client, settings.twilio.from_number, public_url)
     if settings.email is not None:
-        channels["email"] = EmailChannel(settings.email)
+        channels["email"] = EmailChannel(settings.email, settings.lane("email")[2].total_seconds())
     for name, section, cls in (
         ("chat", settings.chat, ChatChannel),
         ("webhook", settings.webhook, WebhookChannel),
@@ -73,7 +75,8 @@ def build_channels(config: Config) -> dict[str, Channel]:
             if value is None:
                 raise ValueError(f"channels.{name}: {key}: {secret.describe()} has no value")
             resolved[key] = value
-        channels[name] = cls(resolved, section.timeout.total_seconds())
+        connect = settings.lane(name)[2].total_seconds()
+        channels[name] = cls(resolved, section.timeout.total_seconds(), connect)
     if settings.slack is not None:
         from escalator.notify.channels.slack import SlackApp, SlackChannel
 
@@ -137,14 +140,18 @@ def build_daemon(
     # The sender's leases and delivery records need no fsync per commit (see make_engine).
     sender_db = make_engine(database_url, durable=False)
     event.listen(db, "engine_disposed", lambda _engine: sender_db.dispose())
-    sender = Sender(session_factory(sender_db), channels, clock, config.engine, config=config)
+    # The daemon owns its metrics; the process-wide registry is what /metrics serves.
+    metrics = DeliveryMetrics(REGISTRY)
+    sender = Sender(
+        session_factory(sender_db), channels, clock, config.engine, config=config, metrics=metrics
+    )
     slack = getattr(channels.get("slack"), "app", None)
     if slack is not None:
         slack.clock = clock
         slack.bind(factory)  # where it remembers its messages and incident channels
     policies = PolicyCache()
     engine = EscalationEngine(factory, config, clock, sender.methods, policies)
-    runner = Runner(engine, sender, config.engine.tick_interval)
+    runner = Runner(engine, sender, config.engine.tick_interval, config.engine.shutdown_grace)
     integrations = Integrations(config)  # ValueError when a key has no value
     return Daemon(
         config=config,

@@ -477,6 +477,27 @@ class TemplateSource(Strict):
 PageTemplate = Literal["page", "bundle", "ack_hint", "test_page", "shift_notice"]
 
 
+LaneMethod = Literal["console", "sms", "voice", "email", "chat", "webhook", "slack"]
+
+# Concurrent sends per lane: Twilio takes many parallel requests; an SMTP relay or a chat
+# webhook is kinder to a few. The console is one: a page is recorded before the next is
+# printed, so a crash repeats at most one console page.
+_LANE_POOL = {"sms": 8, "voice": 8, "email": 4, "chat": 4, "webhook": 4, "slack": 4, "console": 1}
+# The hard bound on one attempt. Above the clients' own timeouts (10 s by default) so they
+# normally fire first; Slack opens an incident channel in ~9 API calls, hence more.
+_LANE_DEADLINE = {"slack": timedelta(seconds=45), "console": timedelta(seconds=5)}
+
+
+class Lane(Strict):
+    """One delivery method's lane (escalator.notify.lanes): how many sends may be in flight
+    at once, and how long one attempt may take before its slot is freed as a `retry`."""
+
+    pool: int | None = Field(default=None, ge=1, le=256)
+    deadline: Duration | None = None
+    # Passed to the HTTP and SMTP clients as their connect timeout.
+    connect_timeout: Duration = timedelta(seconds=5)
+
+
 class Channels(Strict):
     console: ConsoleChannel = ConsoleChannel()
     twilio: TwilioChannel | None = None
@@ -496,6 +517,15 @@ class Channels(Strict):
     # Per delivery method (console, sms, voice, email, chat, webhook), page templates
     # replacing the shipped ones (escalator/notify/templates/page*.j2, bundle*.j2, ack_hint*.j2).
     templates: dict[str, dict[PageTemplate, TemplateSource]] = Field(default_factory=dict)
+    # Per method: the lane's pool size and attempt deadline (defaults in `lane()`).
+    lanes: dict[LaneMethod, Lane] = Field(default_factory=dict)
+
+    def lane(self, method: str) -> tuple[int, timedelta, timedelta]:
+        """(pool, deadline, connect timeout) of `method`'s lane, defaults filled in."""
+        lane = self.lanes.get(method, Lane())  # type: ignore[call-overload]
+        pool = lane.pool or _LANE_POOL.get(method, 4)
+        deadline = lane.deadline or _LANE_DEADLINE.get(method, timedelta(seconds=20))
+        return pool, deadline, lane.connect_timeout
 
 
 class ConsoleAuth(Strict):
@@ -524,9 +554,14 @@ class Server(Strict):
 class Engine(Strict):
     tick_interval: Duration = timedelta(seconds=1)
     batch_size: int = Field(default=500, ge=1)
+    # Unused since delivery lanes (a page is owned while its worker heartbeats); kept so
+    # existing configs still load.
     send_lease: Duration = timedelta(seconds=30)
     send_retry_base: Duration = timedelta(seconds=2)
     send_max_attempts: int = Field(default=8, ge=1)
+    # SIGTERM: stop claiming, give sends in flight this long to finish, then hand back what
+    # is left so another replica sends it at once.
+    shutdown_grace: Duration = timedelta(seconds=10)
 
 
 IncidentNotice = Literal[

@@ -1,5 +1,5 @@
-"""`/healthz` (the process answers), `/readyz` (store reachable, schema current, Slack
-accepting the bot token when it is configured) and
+"""`/healthz` (the process answers), `/readyz` (store reachable, schema current, the engine
+and every delivery lane cycling, Slack accepting the bot token when it is configured) and
 `/metrics` (Prometheus text, with alert counts by state read at scrape time)."""
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ def health_router(daemon: Daemon) -> APIRouter:
             require_current_schema(daemon.db)
         except (DBAPIError, SchemaNotReady) as exc:
             return error(503, f"not ready: {exc}")
+        # The engine and every delivery lane must be cycling: a wedged tick or lane is an
+        # outage even when the store answers.
+        stalled = daemon.runner.ready()
+        if stalled:
+            return error(503, f"not ready: {stalled}")
         if daemon.slack is not None and daemon.slack.health.problem:
             return error(503, f"not ready: {daemon.slack.health.problem}")
         return JSONResponse({"status": "ready"})
@@ -48,6 +53,7 @@ def health_router(daemon: Daemon) -> APIRouter:
                 )
             for status in ("triggered", "acknowledged", "resolved"):
                 OPEN.labels(status).set(counts.get(status, 0))
+            daemon.sender.observe_queue()  # delivery queue depth and oldest due page
         except DBAPIError:
             pass  # the counters still tell something; readyz reports the store
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

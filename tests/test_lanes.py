@@ -1,0 +1,443 @@
+"""Delivery lanes (issue 10): no slow, hung or crashed part holds up delivery.
+
+Real `escalator serve` processes (tests/faults/escalator_proc.py) page through their real
+channels to loopback fakes with latency and hang knobs: a Twilio answering each request in
+300 ms next to an SMTP relay that accepts connections and never answers; a webhook receiver
+taking 1.5 s per message behind two replicas; SIGTERM and SIGKILL mid-send. Then unit tests
+of the pieces: the deadline-bounded attempt, worker liveness and the fenced record.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port
+from faults.escalator_proc import EscalatorProcess, post_until_accepted
+from faults.payloads import storm_body
+from sqlalchemy import select, update
+
+from escalator.config import Engine as EngineSettings
+from escalator.engine.runner import wait_until
+from escalator.notify.channels.base import Delivery, Message, SendResult
+from escalator.notify.channels.console import ConsoleChannel
+from escalator.notify.lanes import bounded
+from escalator.notify.leases import Workers
+from escalator.notify.sender import Sender
+from escalator.store.clock import FixedClock
+from escalator.store.db import make_engine, session_factory, transaction, upgrade
+from escalator.store.tables import DeliveryWorkerRow, OutboxRow
+from tests.fakes.fake_chat import FakeChat
+from tests.fakes.fake_twilio import FakeTwilio
+from tests.fakes.smtp_sink import HungRelay
+
+ACCOUNT_SID = "AC" + "1a" * 16
+AUTH_TOKEN = "lanes-twilio-token"
+TEAM = 30
+GRACE = 3.0
+
+
+def _critical(tag: str) -> dict[str, object]:
+    body = storm_body(tag, [0])
+    for alert in body["alerts"]:  # type: ignore[union-attr]
+        alert["labels"]["severity"] = "critical"  # type: ignore[index]
+    return body
+
+
+def _post(url: str, body: dict[str, object]) -> float:
+    """POST like Alertmanager; returns time.time() of the 2xx answer."""
+    with httpx.Client(timeout=10) as client:
+        post_until_accepted(client, [url], body, timeout=60)
+    return time.time()
+
+
+def _team_config(path: Path, twilio_url: str, smtp_port: int) -> Path:
+    people = "\n".join(
+        f'  - id: p{i:02d}\n    phone: "+1555020{i:04d}"\n    email: p{i:02d}@example.com\n'
+        f"    rules:\n      page: [{{method: sms}}, {{method: email}}]"
+        for i in range(TEAM)
+    )
+    members = ", ".join(f"p{i:02d}" for i in range(TEAM))
+    path.write_text(
+        f"engine:\n  tick_interval: 200ms\n  send_retry_base: 200ms\n"
+        f"  shutdown_grace: {GRACE:g}s\n"
+        f"incidents:\n  enabled: false\n"
+        f"channels:\n"
+        f"  twilio:\n    account_sid: {ACCOUNT_SID}\n    auth_token: {{env: LANES_TWILIO}}\n"
+        f'    from_number: "+15550109999"\n    voice: false\n    api_base_url: {twilio_url}\n'
+        f"  email:\n    host: 127.0.0.1\n    port: {smtp_port}\n    security: none\n"
+        f"    from_address: escalator@example.com\n"
+        f"people:\n{people}\n"
+        f"teams:\n  - id: oncall\n    members: [{members}]\n"
+        f"policies:\n  crit:\n    steps:\n      - after: 0s\n        targets: [{{team: oncall}}]\n"
+        f"default_policy: crit\n"
+    )
+    return path
+
+
+@pytest.fixture
+def slow_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN).start()
+    fake.delay = 0.3
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def hung_smtp() -> Iterator[HungRelay]:
+    relay = HungRelay().start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def _team_daemon(
+    database_url: str, tmp_path: Path, twilio: FakeTwilio, relay: HungRelay
+) -> EscalatorProcess:
+    config = _team_config(tmp_path / "escalator.yaml", twilio.base_url, relay.port)
+    daemon = EscalatorProcess(
+        "lanes", config, database_url, free_port(), tmp_path, env={"LANES_TWILIO": AUTH_TOKEN}
+    )
+    daemon.start()
+    daemon.wait_ready()
+    return daemon
+
+
+def test_slow_twilio_beside_a_hung_smtp_relay_pages_the_team_in_time(
+    database_url: str, tmp_path: Path, slow_twilio: FakeTwilio, hung_smtp: HungRelay
+) -> None:
+    daemon = _team_daemon(database_url, tmp_path, slow_twilio, hung_smtp)
+    try:
+        answered = _post(daemon.url, _critical(uuid.uuid4().hex[:8]))
+        assert wait_until(lambda: len(slow_twilio.messages()) >= TEAM, timeout=20), (
+            f"{len(slow_twilio.messages())} SMS\n{daemon.stderr()}"
+        )
+        texts = slow_twilio.messages()
+        assert len({m.to for m in texts}) == TEAM and len(texts) == TEAM
+        last = max(m.accepted_at for m in texts) - answered
+        print(f"30 SMS at 300 ms each, SMTP hung: last accepted {last:.2f}s after the 2xx")
+        assert hung_smtp.connections >= 1, "the email lane never tried the hung relay"
+        assert last <= 1.5, f"the last SMS went {last:.2f}s after the webhook's 2xx"
+    finally:
+        daemon.stop()
+
+
+def test_sigterm_with_sends_hung_exits_zero_within_the_grace(
+    database_url: str, tmp_path: Path, slow_twilio: FakeTwilio, hung_smtp: HungRelay
+) -> None:
+    daemon = _team_daemon(database_url, tmp_path, slow_twilio, hung_smtp)
+    assert daemon.proc is not None
+    _post(daemon.url, _critical(uuid.uuid4().hex[:8]))
+    # Mid-page: some SMS out, the email lane stuck on the relay.
+    assert wait_until(lambda: len(slow_twilio.messages()) >= 8 and hung_smtp.connections, 20)
+    sent = time.monotonic()
+    daemon.proc.send_signal(signal.SIGTERM)
+    try:
+        code = daemon.proc.wait(timeout=GRACE + 10)
+    except subprocess.TimeoutExpired:
+        daemon.proc.kill()
+        raise
+    took = time.monotonic() - sent
+    print(f"SIGTERM to exit: {took:.2f}s (grace {GRACE:g}s)")
+    assert code == 0, daemon.stderr()
+    # The grace, plus the server's own shutdown (a second at most on a loaded machine).
+    assert took <= GRACE + 1.5, f"exit took {took:.2f}s"
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        owned = conn.execute(select(OutboxRow.id).where(OutboxRow.status == "sending")).all()
+        workers = conn.execute(select(DeliveryWorkerRow.id)).all()
+    engine.dispose()
+    assert owned == [], "pages still owned by the stopped daemon"
+    assert workers == [], "the stopped daemon left its worker registered"
+
+
+def _hooks_config(path: Path, receiver: FakeChat, hooks: int, tick: str = "200ms") -> Path:
+    endpoints = "\n".join(f"      h{i:02d}: {receiver.url(f'/h{i:02d}')}" for i in range(hooks))
+    targets = ", ".join(f"{{channel: h{i:02d}}}" for i in range(hooks))
+    path.write_text(
+        f"engine:\n  tick_interval: {tick}\n  send_retry_base: 200ms\n  shutdown_grace: 2s\n"
+        f"incidents:\n  enabled: false\n"
+        f"channels:\n  webhook:\n    endpoints:\n{endpoints}\n"
+        f"policies:\n  hooks:\n    steps:\n      - after: 0s\n        targets: [{targets}]\n"
+        f"default_policy: hooks\n"
+    )
+    return path
+
+
+@pytest.fixture
+def receiver() -> Iterator[FakeChat]:
+    fake = FakeChat().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def test_two_replicas_deliver_forty_slow_webhooks_exactly_once(
+    pg_url: str, tmp_path: Path, receiver: FakeChat
+) -> None:
+    receiver.delay = 1.5
+    config = _hooks_config(tmp_path / "escalator.yaml", receiver, 40)
+    replicas = [
+        EscalatorProcess(f"replica{i}", config, pg_url, free_port(), tmp_path) for i in range(2)
+    ]
+    try:
+        for replica in replicas:
+            replica.start()
+        for replica in replicas:
+            replica.wait_ready()
+        body = storm_body(uuid.uuid4().hex[:8], [0])
+        _post(replicas[0].url, body)
+        _post(replicas[1].url, body)  # the clustered Alertmanager's peer delivers it too
+        assert wait_until(lambda: len(receiver.posts) >= 40, timeout=60), (
+            f"{len(receiver.posts)} posts\n" + "\n".join(r.stderr() for r in replicas)
+        )
+        time.sleep(3.5)  # anything sent twice would have arrived by now
+        paths = Counter(path for path, _ in receiver.posts)
+        assert set(paths) == {f"/h{i:02d}" for i in range(40)}
+        twice = {p: n for p, n in paths.items() if n != 1}
+        assert not twice, f"sent more than once: {twice}"
+        assert len(receiver.posts) == 40
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def test_sigkill_mid_send_resends_within_five_seconds_at_most_once_more(
+    database_url: str, tmp_path: Path, receiver: FakeChat
+) -> None:
+    receiver.delay = 2.0
+    config = _hooks_config(tmp_path / "escalator.yaml", receiver, 1)
+    daemon = EscalatorProcess("daemon", config, database_url, free_port(), tmp_path)
+    # Requests are counted as they arrive: the first is cut off by the kill, but the
+    # receiver still takes it (the "provider accepted, never recorded" window).
+    try:
+        daemon.start()
+        daemon.wait_ready()
+        _post(daemon.url, storm_body(uuid.uuid4().hex[:8], [0]))
+        assert wait_until(lambda: receiver.started, timeout=20), daemon.stderr()
+        daemon.kill9()
+        killed = time.time()
+        daemon.start()  # same store; its own dead worker's page is taken back at once
+        assert wait_until(lambda: len(receiver.started) >= 2, timeout=15), daemon.stderr()
+        resent = receiver.started[1] - killed
+        print(f"SIGKILL mid-send: re-sent {resent:.2f}s after the kill")
+        assert resent <= 5.0, f"re-sent {resent:.2f}s after the kill"
+        assert wait_until(lambda: len(receiver.posts) >= 2, timeout=10)
+        time.sleep(2.5)
+        assert len(receiver.started) == 2, "sent more than once more"
+        engine = make_engine(database_url)
+        with engine.connect() as conn:
+            statuses = [s for (s,) in conn.execute(select(OutboxRow.status))]
+        engine.dispose()
+        assert statuses == ["sent"]
+    finally:
+        daemon.stop()
+
+
+# unit tests: the pieces ---------------------------------------------------------------------
+
+
+def test_a_hung_attempt_frees_its_slot_at_the_deadline() -> None:
+    release = threading.Event()
+
+    def hang() -> SendResult:
+        release.wait(30)
+        return SendResult("sent")
+
+    started = time.monotonic()
+    result, late = bounded(hang, 0.3, "email")
+    took = time.monotonic() - started
+    release.set()
+    assert late and result.outcome == "retry" and "deadline" in result.detail
+    assert 0.25 <= took < 1.0
+    quick, late = bounded(lambda: SendResult("sent", "ok"), 5, "sms")
+    assert not late and quick.outcome == "sent"
+    boom, late = bounded(lambda: 1 / 0, 5, "chat")  # type: ignore[arg-type,return-value]
+    assert not late and boom.outcome == "retry" and "ZeroDivisionError" in boom.detail
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[str]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    yield database_url
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_workers_stale_heartbeats_and_dead_local_pids_are_not_live(store: str) -> None:
+    engine = make_engine(store)
+    factory = session_factory(engine)
+    me = Workers(factory)
+    me.register()
+    now = datetime.now(UTC)
+    with transaction(factory) as session:
+        for wid, host, pid, beat in (
+            ("fresh-elsewhere", "other-host", 1, now),
+            ("stale-elsewhere", "other-host", 2, now - timedelta(seconds=10)),
+            ("dead-here", me.hostname, _dead_pid(), now),
+            ("alive-here", me.hostname, os.getppid(), now),  # a live pid: never by host alone
+        ):
+            session.add(
+                DeliveryWorkerRow(id=wid, hostname=host, pid=pid, started_at=now, heartbeat_at=beat)
+            )
+    with transaction(factory) as session:
+        live = set(me.live(session))
+    assert live == {me.id, "fresh-elsewhere", "alive-here"}
+    me.stop()
+    with transaction(factory) as session:
+        assert session.get(DeliveryWorkerRow, me.id) is None
+    engine.dispose()
+
+
+class _Recording:
+    method = "console"
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def send(self, delivery: Delivery, message: Message) -> SendResult:
+        self.sent.append(delivery.id)
+        return SendResult("sent", "ok")
+
+
+def _notice(factory: object, now: datetime) -> int:
+    with transaction(factory) as session:  # type: ignore[arg-type]
+        row = OutboxRow(
+            alert_id=None,
+            recipient_kind="person",
+            recipient="alice",
+            method="console",
+            address=None,
+            level=None,
+            urgency="notify",
+            condition=None,
+            reason="test",
+            payload={"text": "hello", "title": "hello"},
+            status="pending",
+            due_at=now,
+            attempts=0,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_the_record_of_a_page_taken_over_is_fenced_off(store: str) -> None:
+    """A worker presumed dead that comes back must not record over the new owner's attempt,
+    and a page owned by a live worker is never claimed by another."""
+    engine = make_engine(store)
+    factory = session_factory(engine)
+    clock = FixedClock(datetime(2026, 3, 2, 19, 0, tzinfo=UTC))
+    first, second = _Recording(), _Recording()
+    a = Sender(factory, {"console": first}, clock, EngineSettings())
+    b = Sender(factory, {"console": second}, clock, EngineSettings())
+    a._workers.register()
+    b._workers.register()
+    row_id = _notice(factory, clock.now())
+    claimed = a.claim_for("console", 4)
+    assert [x.row_ids for x in claimed] == [(row_id,)]
+    assert b.claim_for("console", 4) == [], "b took a page a live worker has in flight"
+    # a goes silent: its heartbeat ages past the takeover bound.
+    with transaction(factory) as session:
+        session.execute(
+            update(DeliveryWorkerRow)
+            .where(DeliveryWorkerRow.id == a.worker)
+            .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=10))
+        )
+    taken = b.claim_for("console", 4)
+    assert [x.row_ids for x in taken] == [(row_id,)]
+    a._record_many([_attempt(claimed[0], SendResult("sent", "late", "late-id"))])
+    with transaction(factory) as session:
+        row = session.get(OutboxRow, row_id)
+        assert row is not None and row.status == "sending" and row.leased_by == b.worker
+    b._record_many([_attempt(taken[0], SendResult("sent", "ok", "b-id"))])
+    with transaction(factory) as session:
+        row = session.get(OutboxRow, row_id)
+        assert row is not None and (row.status, row.provider_id) == ("sent", "b-id")
+        assert row.attempts == 2
+    engine.dispose()
+
+
+def _attempt(bundle: object, result: SendResult) -> object:
+    from escalator.notify.lanes import Attempt
+
+    return Attempt(bundle, result)  # type: ignore[arg-type]
+
+
+def test_a_hung_channel_does_not_hold_up_another_lane(store: str) -> None:
+    """Lanes in one process: email hangs past its deadline, the console keeps printing."""
+    from escalator.config import parse_config
+
+    engine = make_engine(store)
+    factory = session_factory(engine)
+    clock = FixedClock(datetime(2026, 3, 2, 19, 0, tzinfo=UTC))
+    config = parse_config(
+        "channels:\n  lanes:\n    email: {pool: 2, deadline: 500ms}\n"
+        "people:\n  - id: alice\n    email: a@example.com\n"
+        "policies:\n  p:\n    steps: [{targets: [{person: alice}]}]\n"
+    )
+    stuck = threading.Event()
+
+    class Hung:
+        method = "email"
+
+        def send(self, delivery: Delivery, message: Message) -> SendResult:
+            stuck.wait(30)
+            return SendResult("sent")
+
+    out = io.StringIO()
+    sender = Sender(
+        factory, {"console": ConsoleChannel(out), "email": Hung()}, clock, config.engine,
+        config=config,
+    )  # fmt: skip
+    mail = [_notice(factory, clock.now()) for _ in range(3)]
+    with transaction(factory) as session:
+        session.execute(
+            update(OutboxRow).where(OutboxRow.id.in_(mail)).values(method="email", address="a@x")
+        )
+    pages = [_notice(factory, clock.now()) for _ in range(5)]
+    sender.start(timedelta(milliseconds=100))
+    try:
+        started = time.monotonic()
+        assert wait_until(lambda: out.getvalue().count("\n") >= 5, timeout=5)
+        assert time.monotonic() - started < 1.0, "the console waited for the hung email lane"
+        assert wait_until(lambda: sender.lanes["email"].in_flight == 2, timeout=2)
+        time.sleep(0.1)
+        assert sender.lanes["email"].in_flight == 2  # its pool, no more
+
+        def retried() -> bool:
+            with transaction(factory) as session:
+                rows = session.scalars(select(OutboxRow).where(OutboxRow.id.in_(mail))).all()
+                return sum(1 for r in rows if r.last_error and "deadline" in r.last_error) >= 2
+
+        assert wait_until(retried, timeout=5)
+        with transaction(factory) as session:
+            done = session.scalars(select(OutboxRow.status).where(OutboxRow.id.in_(pages))).all()
+        assert set(done) == {"sent"}
+    finally:
+        stuck.set()
+        sender.stop(timedelta(seconds=2))
+        engine.dispose()
