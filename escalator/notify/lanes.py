@@ -10,8 +10,10 @@ go on at their own pace.
 
 Every finished attempt goes to the process's single `Recorder` thread, which commits each
 completed page promptly (whatever is waiting at that moment, in one transaction: group
-commit). The sender thread waits for its page's commit before taking the next one, so a
-crash repeats at most the pages that were in flight — with the console's pool of 1, one.
+commit). The console's sender thread waits for its page's commit before printing the next
+one, so a crash repeats at most one console page; other lanes hand the record over and take
+their next page at once (a provider round trip is far longer than a commit, so the pages
+between "accepted" and "recorded" stay about the lane's pool).
 One recorder also means SQLite's single write lock is not fought over by every lane.
 """
 
@@ -158,6 +160,7 @@ class Lane:
         deadline: float,
         tick: float,
         prefetch: int = 0,
+        wait_for_record: bool = False,
     ):
         self.method = method
         self.pool = pool
@@ -167,6 +170,7 @@ class Lane:
         self._metrics = metrics
         self._tick = tick
         self._prefetch = prefetch
+        self._wait_for_record = wait_for_record
         self._cond = threading.Condition()
         self._queue: deque[Bundle] = deque()
         self._running: set[int] = set()  # lead row ids of bundles being sent
@@ -226,8 +230,12 @@ class Lane:
             claimed = 0
             try:
                 if room > 0:
+                    began = time.monotonic()
                     bundles = self._host.claim_for(self.method, room)
                     claimed = len(bundles)
+                    if claimed:
+                        took = time.monotonic() - began
+                        log.debug("lane %s: claimed %d in %.3fs", self.method, claimed, took)
                     with self._cond:
                         if self._stop.is_set():
                             self._host.release(bundles, started=False)
@@ -275,4 +283,10 @@ class Lane:
             log.warning(
                 "%s: outbox %s hit the deadline; retrying later", self.method, bundle.row_ids
             )
-        self._recorder.submit(Attempt(bundle, result))
+        attempt = Attempt(bundle, result)
+        if self._wait_for_record:
+            self._recorder.submit(attempt)
+        else:
+            # The slot is free for the next page while the recorder commits this one: the
+            # row stays ours (`sending`) until then, so nobody else sends it meanwhile.
+            self._recorder.submit(attempt, wait=0)

@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -184,6 +185,7 @@ class Sender(LaneHost):
                 deadline.total_seconds(),
                 max(tick.total_seconds(), 0.05),
                 prefetch,
+                wait_for_record=method == "console",
             )
         for lane in self._lanes.values():
             lane.start()
@@ -311,21 +313,32 @@ class Sender(LaneHost):
             groups: dict[tuple[str, ...], list[OutboxRow]] = defaultdict(list)
             for row in self._inhibit(rows, alerts):
                 groups[self._group_key(row)].append(row)
+            bundled = [g for k, g in groups.items() if k[0] == "bundle"]
+            if bundled and self._postgres:
+                # One bundle per person, window and method across replicas: the decision
+                # for a person is taken under their advisory lock, so a replica deciding
+                # after us sees our claim (in flight) in the history. Sorted: every replica
+                # takes the locks in one order, so none waits for another in a cycle.
+                keys = sorted({_lock_key(*k[1:4]) for k in groups if k[0] == "bundle"})
+                session.execute(
+                    text(
+                        "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[]))"
+                        " WITH ORDINALITY AS t(k, i) ORDER BY i"
+                    ),
+                    {"keys": keys},
+                )
+            history = self._history(session, bundled, now)
+            extra = self._more_rows(session, bundled, {r.id for r in rows}, now)
+            if extra:
+                alerts.update(self._alerts(session, [r for g in extra.values() for r in g]))
             bundles = []
-            # Sorted, so two replicas take the per-person locks in one order (no deadlock).
             for key, group in sorted(groups.items()):
                 if key[0] == "bundle":
-                    if self._postgres:
-                        session.execute(
-                            text("SELECT pg_advisory_xact_lock(:k)"),
-                            {"k": _lock_key(*key[1:4])},
-                        )
-                    hold, why = self._hold_until(session, group, alerts, now)
+                    hold, why = self._hold_until(group, alerts, now, history)
                     if hold is not None:
                         self._hold(session, group, hold, why, now)
                         continue
-                    group = group + self._held_rows(session, group[0], {r.id for r in group}, now)
-                    alerts.update(self._alerts(session, group))
+                    group = group + extra.get(self._person_key(group[0]), [])
                 bundles.append(self._lease(group, alerts, now))
             return bundles, len(rows)
 
@@ -364,62 +377,77 @@ class Sender(LaneHost):
             return ()
         return tuple(str(alert.labels.get(k, "")) for k in self._delivery.incident_labels)
 
-    def _hold_until(
+    def _span(self, method: str) -> timedelta:
+        limit = self._delivery.rate_limits.get(method)  # type: ignore[call-overload]
+        return max(self._delivery.bundle_window, limit.per if limit else timedelta(0))
+
+    def _history(
         self,
         session: Session,
+        groups: Sequence[list[OutboxRow]],
+        now: datetime,
+    ) -> dict[tuple[str, str, str], list[tuple[Any, ...]]]:
+        """Recent messages to the people of `groups`, for all of them in two queries (a
+        lane's claim should cost a few round trips, not a few per person): sent within the
+        longest span, and in flight anywhere, which count as sent when they were claimed."""
+        keys = {(g[0].recipient_kind, g[0].recipient, g[0].method) for g in groups}
+        keys = {k for k in keys if self._span(k[2]) > timedelta(0)}
+        history: dict[tuple[str, str, str], list[tuple[Any, ...]]] = defaultdict(list)
+        if not keys:
+            return history
+        span = max(self._span(k[2]) for k in keys)
+        mine = [r.id for g in groups for r in g]
+        who = or_(
+            *(
+                (OutboxRow.recipient_kind == kind)
+                & (OutboxRow.recipient == recipient)
+                & (OutboxRow.method == method)
+                for kind, recipient, method in sorted(keys)
+            )
+        )
+        columns = (
+            OutboxRow.recipient_kind,
+            OutboxRow.recipient,
+            OutboxRow.method,
+            OutboxRow.id,
+            OutboxRow.payload,
+            AlertRow.labels,
+        )
+        sent = session.execute(
+            select(*columns, OutboxRow.provider_id, OutboxRow.sent_at)
+            .join(AlertRow, AlertRow.id == OutboxRow.alert_id, isouter=True)
+            .where(who, OutboxRow.sent_at.is_not(None), OutboxRow.sent_at > now - span)
+        ).all()
+        for kind, recipient, method, row_id, payload, labels, provider_id, at in sent:
+            if at > now - self._span(method):
+                history[(kind, recipient, method)].append(
+                    (provider_id, row_id, at, payload, labels)
+                )
+        flying = session.execute(
+            select(*columns, OutboxRow.leased_by, OutboxRow.claimed_at)
+            .join(AlertRow, AlertRow.id == OutboxRow.alert_id, isouter=True)
+            .where(who, OutboxRow.status == "sending", OutboxRow.id.notin_(mine))
+        ).all()
+        for kind, recipient, method, row_id, payload, labels, owner, claimed in flying:
+            history[(kind, recipient, method)].append(
+                (f"flight-{owner}-{claimed}", row_id, claimed or now, payload, labels)
+            )
+        return history
+
+    def _hold_until(
+        self,
         group: list[OutboxRow],
         alerts: dict[int, AlertRow],
         now: datetime,
+        history: Mapping[tuple[str, str, str], list[tuple[Any, ...]]],
     ) -> tuple[datetime | None, str]:
         """When this group may go, if not now: the bundle window, then the rate limit."""
         first = group[0]
         window = self._delivery.bundle_window
         limit = self._delivery.rate_limits.get(first.method)  # type: ignore[call-overload]
-        span = max(window, limit.per if limit else timedelta(0))
-        if span <= timedelta(0):
+        if self._span(first.method) <= timedelta(0):
             return None, ""
-        recent = session.execute(
-            select(
-                OutboxRow.provider_id,
-                OutboxRow.id,
-                OutboxRow.sent_at,
-                OutboxRow.payload,
-                AlertRow.labels,
-            )
-            .join(AlertRow, AlertRow.id == OutboxRow.alert_id, isouter=True)
-            .where(
-                OutboxRow.recipient_kind == first.recipient_kind,
-                OutboxRow.recipient == first.recipient,
-                OutboxRow.method == first.method,
-                OutboxRow.sent_at.is_not(None),
-                OutboxRow.sent_at > now - span,
-            )
-        ).all()
-        # Messages in flight (here or in another replica) count as sent when claimed.
-        flying = session.execute(
-            select(
-                OutboxRow.leased_by,
-                OutboxRow.id,
-                OutboxRow.claimed_at,
-                OutboxRow.payload,
-                AlertRow.labels,
-            )
-            .join(AlertRow, AlertRow.id == OutboxRow.alert_id, isouter=True)
-            .where(
-                OutboxRow.recipient_kind == first.recipient_kind,
-                OutboxRow.recipient == first.recipient,
-                OutboxRow.method == first.method,
-                OutboxRow.status == "sending",
-                OutboxRow.id.notin_([r.id for r in group]),
-            )
-        ).all()
-        recent = [
-            *recent,
-            *(
-                (f"flight-{owner}-{claimed}", row_id, claimed or now, payload, labels)
-                for owner, row_id, claimed, payload, labels in flying
-            ),
-        ]
+        recent = history.get((first.recipient_kind, first.recipient, first.method), [])
         if not recent:
             return None, ""
         messages: dict[str, datetime] = {}
@@ -472,23 +500,41 @@ class Sender(LaneHost):
             row.status, row.due_at, row.lease_until = "pending", until, None
             row.last_error = f"{_HELD}{why}"
 
-    def _held_rows(
-        self, session: Session, like: OutboxRow, exclude: set[int], now: datetime
-    ) -> list[OutboxRow]:
-        """Rows held for the same person and method, and any others already due (a lane
-        claims only as many rows as it has room for): they ride along with this message."""
+    @staticmethod
+    def _person_key(row: OutboxRow) -> tuple[str, str, str, str]:
+        return (row.recipient_kind, row.recipient, row.method, row.address or "")
+
+    def _more_rows(
+        self, session: Session, groups: Sequence[list[OutboxRow]], exclude: set[int], now: datetime
+    ) -> dict[tuple[str, str, str, str], list[OutboxRow]]:
+        """Rows held for the people of `groups`, and any others of theirs already due (a
+        lane claims only as many rows as it has room for): they ride along with the message
+        when it goes. One query for the whole claim."""
+        if not groups:
+            return {}
+        who = or_(
+            *(
+                (OutboxRow.recipient_kind == g[0].recipient_kind)
+                & (OutboxRow.recipient == g[0].recipient)
+                & (OutboxRow.method == g[0].method)
+                for g in groups
+            )
+        )
         rows = session.scalars(
             select(OutboxRow)
             .where(
                 OutboxRow.status == "pending",
-                OutboxRow.recipient_kind == like.recipient_kind,
-                OutboxRow.recipient == like.recipient,
-                OutboxRow.method == like.method,
+                who,
                 or_(OutboxRow.last_error.like(f"{_HELD}%"), OutboxRow.due_at <= now),
             )
+            .order_by(OutboxRow.id)
             .with_for_update(skip_locked=True)
         )
-        return [r for r in rows if r.id not in exclude]
+        found: dict[tuple[str, str, str, str], list[OutboxRow]] = defaultdict(list)
+        for row in rows:
+            if row.id not in exclude and row.alert_id is not None and "text" not in row.payload:
+                found[self._person_key(row)].append(row)
+        return found
 
     def _lease(self, group: list[OutboxRow], alerts: dict[int, AlertRow], now: datetime) -> Bundle:
         lead = min(group, key=lambda r: r.id)

@@ -82,6 +82,9 @@ class TwilioSmsChannel:
     def __init__(self, client: Client, from_number: str, public_url: str | None):
         self._client = client
         self._from = from_number
+        # The SDK imports its REST resources on first use (~0.1 s): do it now, not on the
+        # first page.
+        _ = client.messages
         # Without a public URL Twilio cannot report delivery; the send still counts as sent.
         self._status_url = f"{public_url.rstrip('/')}/twilio/sms/status" if public_url else None
 
