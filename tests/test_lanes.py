@@ -157,8 +157,8 @@ def test_sigterm_with_sends_hung_exits_zero_within_the_grace(
     took = time.monotonic() - sent
     print(f"SIGTERM to exit: {took:.2f}s (grace {GRACE:g}s)")
     assert code == 0, daemon.stderr()
-    # The grace, plus the server's own shutdown (a second at most on a loaded machine).
-    assert took <= GRACE + 1.5, f"exit took {took:.2f}s"
+    # Within the grace; the interpreter's own exit may add a little on a loaded machine.
+    assert took <= GRACE + 0.5, f"exit took {took:.2f}s"
     engine = make_engine(database_url)
     with engine.connect() as conn:
         owned = conn.execute(select(OutboxRow.id).where(OutboxRow.status == "sending")).all()

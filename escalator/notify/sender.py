@@ -201,7 +201,10 @@ class Sender(LaneHost):
         if not self._lanes:
             return
         grace = self._settings.shutdown_grace if grace is None else grace
-        until = time.monotonic() + grace.total_seconds()
+        # Sends in flight get the grace minus a reserve for handing back what is left and
+        # deregistering, so the whole stop fits in the grace.
+        seconds = grace.total_seconds()
+        until = time.monotonic() + seconds - min(1.0, seconds / 4)
         lanes = list(self._lanes.values())
         for lane in lanes:
             self._release_quietly(lane.stop_claiming(), started=False)
@@ -215,7 +218,7 @@ class Sender(LaneHost):
                     grace.total_seconds(),
                 )
                 self._release_quietly(left, started=True)
-        self._recorder.stop(timeout=max(until - time.monotonic(), 1.0))
+        self._recorder.stop(timeout=max(until - time.monotonic(), 0.5))
         self._workers.stop()
         self._lanes = {}
 
