@@ -168,8 +168,13 @@ def test_sigterm_with_sends_hung_exits_zero_within_the_grace(
     assert workers == [], "the stopped daemon left its worker registered"
 
 
+def _hooks_env(receiver: FakeChat, hooks: int) -> dict[str, str]:
+    """Webhook URLs are secrets: they reach the daemon through the environment."""
+    return {f"LANES_HOOK_{i:02d}": receiver.url(f"/h{i:02d}") for i in range(hooks)}
+
+
 def _hooks_config(path: Path, receiver: FakeChat, hooks: int, tick: str = "200ms") -> Path:
-    endpoints = "\n".join(f"      h{i:02d}: {receiver.url(f'/h{i:02d}')}" for i in range(hooks))
+    endpoints = "\n".join(f"      h{i:02d}: {{env: LANES_HOOK_{i:02d}}}" for i in range(hooks))
     targets = ", ".join(f"{{channel: h{i:02d}}}" for i in range(hooks))
     path.write_text(
         f"engine:\n  tick_interval: {tick}\n  send_retry_base: 200ms\n  shutdown_grace: 2s\n"
@@ -196,7 +201,10 @@ def test_two_replicas_deliver_forty_slow_webhooks_exactly_once(
     receiver.delay = 1.5
     config = _hooks_config(tmp_path / "escalator.yaml", receiver, 40)
     replicas = [
-        EscalatorProcess(f"replica{i}", config, pg_url, free_port(), tmp_path) for i in range(2)
+        EscalatorProcess(
+            f"replica{i}", config, pg_url, free_port(), tmp_path, env=_hooks_env(receiver, 40)
+        )
+        for i in range(2)
     ]
     try:
         for replica in replicas:
@@ -225,7 +233,9 @@ def test_sigkill_mid_send_resends_within_five_seconds_at_most_once_more(
 ) -> None:
     receiver.delay = 2.0
     config = _hooks_config(tmp_path / "escalator.yaml", receiver, 1)
-    daemon = EscalatorProcess("daemon", config, database_url, free_port(), tmp_path)
+    daemon = EscalatorProcess(
+        "daemon", config, database_url, free_port(), tmp_path, env=_hooks_env(receiver, 1)
+    )
     # Requests are counted as they arrive: the first is cut off by the kill, but the
     # receiver still takes it (the "provider accepted, never recorded" window).
     try:
