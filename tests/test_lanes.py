@@ -134,6 +134,17 @@ def test_slow_twilio_beside_a_hung_smtp_relay_pages_the_team_in_time(
         print(f"30 SMS at 300 ms each, SMTP hung: last accepted {last:.2f}s after the 2xx")
         print(f"accepted at (s after the 2xx): {rounds}")
         assert hung_smtp.connections >= 1, "the email lane never tried the hung relay"
+        metrics = httpx.get(f"{daemon.url}/metrics", timeout=5).text
+        assert 'escalator_delivery_attempts_total{channel="sms",outcome="sent"} 30.0' in metrics
+        assert 'escalator_delivery_in_flight{channel="email"} 4.0' in metrics  # its pool
+        for name in (
+            "escalator_delivery_attempt_seconds_bucket",
+            "escalator_delivery_queue_depth",
+            "escalator_delivery_oldest_due_seconds",
+            "escalator_delivery_lane_last_cycle_timestamp_seconds",
+            "escalator_engine_last_tick_timestamp_seconds",
+        ):
+            assert name in metrics, name
         assert last <= 1.5, f"the last SMS went {last:.2f}s after the webhook's 2xx"
     finally:
         daemon.stop()
@@ -260,6 +271,56 @@ def test_sigkill_mid_send_resends_within_five_seconds_at_most_once_more(
         assert statuses == ["sent"]
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize("noticed_by", ["pid", "heartbeat"])
+def test_a_replica_takes_over_a_dead_replicas_page_within_five_seconds(
+    database_url: str, tmp_path: Path, receiver: FakeChat, noticed_by: str
+) -> None:
+    """No restart: the surviving replica takes the page over. On one host it sees the pid
+    gone at once; as if on another host (the worker's hostname rewritten) it waits for the
+    heartbeat to age past 3 s."""
+    receiver.delay = 2.0
+    config = _hooks_config(tmp_path / "escalator.yaml", receiver, 1)
+    replicas = [
+        EscalatorProcess(
+            f"replica{i}", config, database_url, free_port(), tmp_path, env=_hooks_env(receiver, 1)
+        )
+        for i in range(2)
+    ]
+    try:
+        for replica in replicas:
+            replica.start()
+        for replica in replicas:
+            replica.wait_ready()
+        _post(replicas[0].url, storm_body(uuid.uuid4().hex[:8], [0]))
+        assert wait_until(lambda: receiver.started, timeout=20)
+        engine = make_engine(database_url)
+        with engine.connect() as conn:
+            owner = conn.execute(
+                select(OutboxRow.leased_by).where(OutboxRow.status == "sending")
+            ).scalar_one()
+            if noticed_by == "heartbeat":
+                conn.execute(
+                    update(DeliveryWorkerRow)
+                    .where(DeliveryWorkerRow.id == owner)
+                    .values(hostname="elsewhere.invalid")
+                )
+                conn.commit()
+        engine.dispose()
+        pid = int(owner.split(":")[1])
+        (sending,) = [r for r in replicas if r.proc is not None and r.proc.pid == pid]
+        sending.kill9()
+        killed = time.time()
+        assert wait_until(lambda: len(receiver.started) >= 2, timeout=15)
+        took = receiver.started[1] - killed
+        print(f"replica SIGKILLed mid-send ({noticed_by}): taken over {took:.2f}s after the kill")
+        assert took <= 5.0, f"taken over {took:.2f}s after the kill"
+        time.sleep(2.5)
+        assert len(receiver.started) == 2, "sent more than once more"
+    finally:
+        for replica in replicas:
+            replica.stop()
 
 
 # unit tests: the pieces ---------------------------------------------------------------------

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from escalator.config import Channels as ChannelSettings
@@ -171,6 +171,7 @@ class Sender(LaneHost):
         """Run one lane per channel in background threads, with the worker's heartbeat."""
         if self._lanes:
             return
+        self._warm_templates()
         self._workers.start()
         self._recorder.start()
         for method in self._channels:
@@ -189,6 +190,18 @@ class Sender(LaneHost):
             )
         for lane in self._lanes.values():
             lane.start()
+
+    def _warm_templates(self) -> None:
+        """Compile every page template now: the first page of a storm should not wait
+        ~50 ms for Jinja to compile what it needs."""
+        from escalator.incidents.templates import PAGE_KINDS
+
+        for method in self._channels:
+            for kind in PAGE_KINDS:
+                try:
+                    self._pages.templates.template(kind, method)
+                except Exception:  # a broken template is reported when a page uses it
+                    continue
 
     def wake(self) -> None:
         for lane in self._lanes.values():
@@ -400,13 +413,9 @@ class Sender(LaneHost):
             return history
         span = max(self._span(k[2]) for k in keys)
         mine = [r.id for g in groups for r in g]
-        who = or_(
-            *(
-                (OutboxRow.recipient_kind == kind)
-                & (OutboxRow.recipient == recipient)
-                & (OutboxRow.method == method)
-                for kind, recipient, method in sorted(keys)
-            )
+        # A tuple IN is one cached statement whatever the number of people.
+        who = tuple_(OutboxRow.recipient_kind, OutboxRow.recipient, OutboxRow.method).in_(
+            sorted(keys)
         )
         columns = (
             OutboxRow.recipient_kind,
@@ -515,13 +524,8 @@ class Sender(LaneHost):
         when it goes. One query for the whole claim."""
         if not groups:
             return {}
-        who = or_(
-            *(
-                (OutboxRow.recipient_kind == g[0].recipient_kind)
-                & (OutboxRow.recipient == g[0].recipient)
-                & (OutboxRow.method == g[0].method)
-                for g in groups
-            )
+        who = tuple_(OutboxRow.recipient_kind, OutboxRow.recipient, OutboxRow.method).in_(
+            sorted({(g[0].recipient_kind, g[0].recipient, g[0].method) for g in groups})
         )
         rows = session.scalars(
             select(OutboxRow)
