@@ -38,7 +38,7 @@ from escalator.notify.leases import Workers
 from escalator.notify.sender import Sender
 from escalator.store.clock import FixedClock
 from escalator.store.db import make_engine, session_factory, transaction, upgrade
-from escalator.store.tables import DeliveryWorkerRow, OutboxRow
+from escalator.store.tables import AlertRow, DeliveryWorkerRow, OutboxRow, PolicyRow
 from tests.fakes.fake_chat import FakeChat
 from tests.fakes.fake_twilio import FakeTwilio
 from tests.fakes.smtp_sink import HungRelay
@@ -514,3 +514,64 @@ def test_a_hung_channel_does_not_hold_up_another_lane(store: str) -> None:
         stuck.set()
         sender.stop(timedelta(seconds=2))
         engine.dispose()
+
+
+def _alert_and_sms(factory: object, now: datetime, name: str, seq: int) -> int:
+    """An alert and its pending SMS page to alice; returns the outbox row id."""
+    with transaction(factory) as session:  # type: ignore[arg-type]
+        if session.get(PolicyRow, "p") is None:
+            session.add(PolicyRow(id="p", name="p", body={}, created_at=now))
+            session.flush()
+        alert = AlertRow(
+            fingerprint=f"{seq:016x}", starts_at=now, ends_at=None, alertname=name,
+            identity=f"{seq}", severity="critical", labels={"alertname": name},
+            annotations={}, generator_url=None, policy_name="p", policy_id="p",
+            status="triggered", level=0, next_step=1, repeats_done=0, opened_at=now,
+            clock_base=now, next_action_at=None, updated_at=now,
+        )  # fmt: skip
+        session.add(alert)
+        session.flush()
+        row = OutboxRow(
+            alert_id=alert.id, recipient_kind="person", recipient="alice", method="sms",
+            address="+15550100001", level=0, urgency="page", condition="unacknowledged",
+            reason="level 0", payload={}, status="pending", due_at=now, attempts=0,
+            created_at=now,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_a_bundle_in_flight_at_another_replica_holds_the_next_page(store: str) -> None:
+    """Replica a is sending alice an SMS; replica b finds a second page of the same
+    incident due: it waits for the bundle window (counted from a's claim) instead of
+    sending a second message at once. A page of a new incident still goes at once."""
+    from escalator.config import parse_config
+
+    engine = make_engine(store)
+    factory = session_factory(engine)
+    clock = FixedClock(datetime(2026, 3, 2, 19, 0, tzinfo=UTC))
+    config = parse_config(
+        "people:\n  - id: alice\n    phone: '+15550100001'\n"
+        "policies:\n  p:\n    steps: [{targets: [{person: alice}]}]\n"
+    )
+    a = Sender(factory, {"sms": _Recording()}, clock, config.engine, config=config)
+    b = Sender(factory, {"sms": _Recording()}, clock, config.engine, config=config)
+    a._workers.register()
+    b._workers.register()
+    first = _alert_and_sms(factory, clock.now(), "DiskFull", 1)
+    flying = a.claim_for("sms", 8)
+    assert [x.row_ids for x in flying] == [(first,)]
+    clock.advance(seconds=2)
+    second = _alert_and_sms(factory, clock.now(), "DiskFull", 2)
+    assert b.claim_for("sms", 8) == []
+    with transaction(factory) as session:
+        held = session.get(OutboxRow, second)
+        assert held is not None and held.status == "pending"
+        assert (held.last_error or "").startswith("held: bundle window")
+        assert held.due_at == clock.now() + timedelta(seconds=8)  # 10 s after a's claim
+    other = _alert_and_sms(factory, clock.now(), "PaymentsDown", 3)
+    sent = b.claim_for("sms", 8)
+    # The new incident goes at once and takes the held page along: one message.
+    assert [sorted(x.row_ids) for x in sent] == [sorted([other, second])]
+    engine.dispose()
