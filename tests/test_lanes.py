@@ -575,3 +575,65 @@ def test_a_bundle_in_flight_at_another_replica_holds_the_next_page(store: str) -
     # The new incident goes at once and takes the held page along: one message.
     assert [sorted(x.row_ids) for x in sent] == [sorted([other, second])]
     engine.dispose()
+
+
+def test_recording_a_send_does_not_wait_for_ingests_lock_on_the_alert(pg_url: str) -> None:
+    """PostgreSQL: ingest holds FOR UPDATE on the alert while the page's send is recorded
+    (sent, and failed with a fallback row added): neither waits for it."""
+    from sqlalchemy import text
+
+    from escalator.config import parse_config
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    clock = FixedClock(datetime(2026, 3, 2, 19, 0, tzinfo=UTC))
+    config = parse_config(
+        "people:\n  - id: alice\n    phone: '+15550100001'\n    email: a@example.com\n"
+        "policies:\n  p:\n    steps: [{targets: [{person: alice}]}]\n"
+    )
+    channels = {"sms": _Recording(), "email": _Recording()}
+    sender = Sender(factory, channels, clock, config.engine, config=config)
+    sender._workers.register()
+    first = _alert_and_sms(factory, clock.now(), "DiskFull", 1)
+    second = _alert_and_sms(factory, clock.now(), "DiskFull", 2)
+    (bundle,) = sender.claim_for("sms", 1)  # one message for both
+    assert sorted(bundle.row_ids) == [first, second]
+    third = _alert_and_sms(factory, clock.now(), "PaymentsDown", 3)  # a new incident
+    (lone,) = sender.claim_for("sms", 1)
+    assert lone.row_ids == (third,)
+    with transaction(factory) as session:
+        alerts = [session.get(OutboxRow, i).alert_id for i in (first, second, third)]  # type: ignore[union-attr]
+    ingest = engine.connect()
+    try:
+        ingest.execute(text("SET lock_timeout = '20s'"))
+        ingest.execute(
+            text("SELECT id FROM alerts WHERE id = ANY(:ids) FOR UPDATE"), {"ids": alerts}
+        )
+        record = threading.Thread(
+            target=sender._record_many,
+            args=(
+                [
+                    _attempt(bundle, SendResult("failed", "twilio 400 code 21211")),
+                    _attempt(lone, SendResult("sent", "ok", "SM3")),
+                ],
+            ),
+        )
+        record.start()
+        record.join(timeout=3)
+        waited = record.is_alive()
+    finally:
+        ingest.rollback()  # ingest commits: a waiting record would go on now
+        ingest.close()
+    record.join(timeout=10)
+    assert not waited, "recording the send waited for ingest's lock on the alert"
+    with transaction(factory) as session:
+        rows = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
+        assert [(r.method, r.status) for r in rows] == [
+            ("sms", "failed"),
+            ("sms", "failed"),
+            ("sms", "sent"),
+            ("email", "pending"),  # the fallbacks, added under ingest's lock
+            ("email", "pending"),
+        ]
+    engine.dispose()
