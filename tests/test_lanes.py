@@ -375,6 +375,13 @@ def test_workers_stale_heartbeats_and_dead_local_pids_are_not_live(store: str) -
             session.add(
                 DeliveryWorkerRow(id=wid, hostname=host, pid=pid, started_at=now, heartbeat_at=beat)
             )
+    # Just (re)connected: until our own heartbeat has run for 3 s, an old heartbeat may be
+    # the store's outage, not a death; a dead pid here is certain at once.
+    me.healthy_since = time.monotonic()
+    with transaction(factory) as session:
+        live = set(me.live(session))
+    assert live == {me.id, "fresh-elsewhere", "stale-elsewhere", "alive-here"}
+    me.healthy_since = time.monotonic() - 5
     with transaction(factory) as session:
         live = set(me.live(session))
     assert live == {me.id, "fresh-elsewhere", "alive-here"}
@@ -429,6 +436,7 @@ def test_the_record_of_a_page_taken_over_is_fenced_off(store: str) -> None:
     b = Sender(factory, {"console": second}, clock, EngineSettings())
     a._workers.register()
     b._workers.register()
+    b._workers.healthy_since = time.monotonic() - 5  # b has been watching for a while
     row_id = _notice(factory, clock.now())
     claimed = a.claim_for("console", 4)
     assert [x.row_ids for x in claimed] == [(row_id,)]

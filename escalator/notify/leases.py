@@ -6,9 +6,10 @@ row being sent carries its worker's id (`leased_by`) and an attempt token (`atte
 at each claim). Another process may take the row over only when that worker is dead:
 
 - its heartbeat is older than `STALE_AFTER` (a crashed or partitioned replica anywhere), or
-- it ran on this host and its pid no longer exists (a daemon restarted after SIGKILL takes
-  its own pages back at once, without waiting for the heartbeat to age). Replicas in tests
-  share one host, so a live pid is never released by hostname alone.
+- it ran on this host (same hostname and pid namespace) and its pid no longer exists (a
+  daemon restarted after SIGKILL takes its own pages back at once, without waiting for the
+  heartbeat to age). Replicas in tests share one host, so a live pid is never released by
+  hostname alone.
 
 Why not a short per-page lease renewed while the provider is called: every page in flight
 then costs a renewal write per interval, and when renewals lag under load (SQLite's single
@@ -25,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +50,16 @@ def wall_now() -> datetime:
     return datetime.now(UTC)
 
 
+def host_identity() -> str:
+    """This host as far as pids mean anything: the hostname plus the pid namespace, so two
+    containers that share a hostname never judge each other's pids."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}#{namespace.removeprefix('pid:').strip('[]')}"
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -65,13 +77,18 @@ class Workers:
 
     def __init__(self, factory: sessionmaker[Session]):
         self._factory = factory
-        self.hostname = socket.gethostname()
+        self.hostname = host_identity()
         self.pid = os.getpid()
-        self.id = f"{self.hostname}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.id = f"{socket.gethostname()}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._registered = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_beat: float | None = None  # time.monotonic() of the last renewal
+        # Since when (time.monotonic()) this worker's own heartbeats have succeeded without
+        # a gap. Another worker's heartbeat age only means something once we have watched
+        # for STALE_AFTER ourselves: after a store outage every heartbeat is old, and the
+        # replica that reconnects first must not take over the pages the others still hold.
+        self.healthy_since: float | None = None
 
     # registration -----------------------------------------------------------------------
 
@@ -99,6 +116,8 @@ class Workers:
                     )
                 )
         self._registered = True
+        if self.healthy_since is None:
+            self.healthy_since = time.monotonic()
 
     def beat(self) -> None:
         """Renew the heartbeat; re-register if our row was forgotten."""
@@ -114,6 +133,8 @@ class Workers:
         if getattr(done, "rowcount", 1) == 0:
             self._registered = False
             self.register()
+        if self.healthy_since is None:
+            self.healthy_since = time.monotonic()
 
     def start(self) -> None:
         self.register()
@@ -122,13 +143,12 @@ class Workers:
         self._thread.start()
 
     def _run(self) -> None:
-        import time
-
         while not self._stop.wait(HEARTBEAT_EVERY):
             try:
                 self.beat()
                 self.last_beat = time.monotonic()
             except Exception as exc:  # the store is down: keep trying, the lanes will notice
+                self.healthy_since = None
                 log.warning("delivery heartbeat failed: %s", exc)
 
     def stop(self) -> None:
@@ -152,8 +172,13 @@ class Workers:
         """Workers whose pages nobody else may take: fresh heartbeats, minus dead local pids.
 
         This worker is always live to itself (its pages in flight are tracked in memory).
+        Until our own heartbeat has run unbroken for STALE_AFTER, stale ones count as live
+        too (see `healthy_since`).
         """
         cutoff = wall_now() - STALE_AFTER
+        watched = self.healthy_since is not None and (
+            time.monotonic() - self.healthy_since >= STALE_AFTER.total_seconds()
+        )
         alive = [self.id]
         for wid, host, pid, beat in session.execute(
             select(
@@ -163,7 +188,7 @@ class Workers:
                 DeliveryWorkerRow.heartbeat_at,
             )
         ):
-            if wid == self.id or beat < cutoff:
+            if wid == self.id or (beat < cutoff and watched):
                 continue
             if host == self.hostname and pid != self.pid and not pid_alive(pid):
                 continue  # a dead process on this host: e.g. this daemon before a SIGKILL
