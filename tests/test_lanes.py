@@ -645,3 +645,29 @@ def test_recording_a_send_does_not_wait_for_ingests_lock_on_the_alert(pg_url: st
             ("email", "pending"),
         ]
     engine.dispose()
+
+
+def test_readiness_fails_when_the_engine_or_a_lane_stops_cycling(store: str) -> None:
+    from escalator.engine.runner import Runner
+
+    engine = make_engine(store)
+    factory = session_factory(engine)
+    clock = FixedClock(datetime(2026, 3, 2, 19, 0, tzinfo=UTC))
+    sender = Sender(factory, {"console": ConsoleChannel(io.StringIO())}, clock, EngineSettings())
+    runner = Runner(None, sender, timedelta(milliseconds=200))  # type: ignore[arg-type]
+    assert runner.ready() is None  # not started: nothing to say
+    sender.start(timedelta(milliseconds=100))
+    try:
+        runner.started_at = runner.last_tick = time.time()
+        assert runner.ready() is None
+        runner.last_tick = time.time() - 11
+        assert "engine has not completed a tick" in (runner.ready() or "")
+        runner.last_tick = time.time()
+        lane = sender.lanes["console"]
+        lane.stop_claiming()  # its dispatcher ends: a wedged lane
+        time.sleep(0.3)
+        lane.last_cycle = time.time() - 11
+        assert "lane console" in (runner.ready() or "")
+    finally:
+        sender.stop(timedelta(seconds=1))
+        engine.dispose()
