@@ -28,6 +28,9 @@ log = logging.getLogger("escalator.engine")
 _MIN_RESCHEDULE = timedelta(milliseconds=50)
 
 
+
+
+
 class Runner:
     """The local ticker: the engine job on APScheduler plus an immediate wake, and the
     sender's delivery lanes (escalator.notify.lanes), which run their own threads.

@@ -34,6 +34,16 @@ from escalator.store.timeline import note
 # Tables ---------------------------------------------------------------------------------
 
 
+
+
+
+
+
+
+
+
+
+
 _STATE_FIELDS = tuple(f.name for f in fields(IncidentState))
 
 
@@ -138,10 +148,48 @@ def on_decision(session: Session, row: AlertRow, decision: Decision, now: dateti
         store_state(incident, new, now)
 
 
+
+
+
+
 # Status updates and post-mortems (CLI) -------------------------------------------------
 
 
+
+
+
+
+
+
+
+
+
+
 # The incident tick --------------------------------------------------------------------
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 def record_decision(

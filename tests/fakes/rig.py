@@ -57,19 +57,16 @@ def config_text(
     people: str = PEOPLE,
     extra_channels: str = "",
 ) -> str:
-    return (
-        textwrap.dedent(
-            f"""
+    return textwrap.dedent(
+        f"""
         server:
           public_url: {public_url}
         engine:
           send_retry_base: 2s
           send_max_attempts: 8
         """
-        )
-        + textwrap.dedent(people)
-        + textwrap.dedent(
-            f"""
+    ) + textwrap.dedent(people) + textwrap.dedent(
+        f"""
         policies:
           critical:
             steps:
@@ -96,9 +93,7 @@ def config_text(
             webhooks:
               incidents: {{file: {secrets / "chat_incidents"}}}
         """
-        )
-        + textwrap.indent(textwrap.dedent(extra_channels), "  ")
-    )
+    ) + textwrap.indent(textwrap.dedent(extra_channels), "  ")
 
 
 class PagingRig:

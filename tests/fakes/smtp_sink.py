@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 import ssl
 import threading
 from email import message_from_bytes
@@ -133,8 +134,6 @@ class HungRelay:
     the hung provider of the delivery-lane tests. Connections are held until `stop()`."""
 
     def __init__(self) -> None:
-        import socket
-
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
@@ -148,8 +147,6 @@ class HungRelay:
         return int(self._socket.getsockname()[1])
 
     def start(self) -> HungRelay:
-        import threading
-
         def accept() -> None:
             while not self._stopped:
                 try:
