@@ -347,6 +347,8 @@ class Sender(LaneHost):
             extra = self._more_rows(session, bundled, {r.id for r in rows}, now)
             if extra:
                 alerts.update(self._alerts(session, [r for g in extra.values() for r in g]))
+                # A page that rides along is still dropped when an ack or resolve made it moot.
+                extra = {k: self._inhibit(g, alerts) for k, g in extra.items()}
             bundles = []
             for key, group in sorted(groups.items()):
                 if key[0] == "bundle":
