@@ -59,7 +59,7 @@ def _reset_pg(url: str) -> None:
         conn.execute(
             text(
                 "TRUNCATE alerts, timeline, outbox, overrides, policies, trigger_episodes, "
-                "heartbeats, maintenance_windows, change_events CASCADE"
+                "heartbeats, maintenance_windows, change_events, delivery_workers CASCADE"
             )
         )
     engine.dispose()
