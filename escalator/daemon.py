@@ -139,11 +139,24 @@ def build_daemon(
     channels = build_channels(config) if channels is None else channels
     # The sender's leases and delivery records need no fsync per commit (see make_engine).
     sender_db = make_engine(database_url, durable=False)
-    event.listen(db, "engine_disposed", lambda _engine: sender_db.dispose())
+    # One connection of its own for the delivery worker's heartbeat (escalator.notify.leases).
+    heartbeat_db = make_engine(database_url, durable=False, pool_size=1, max_overflow=1)
+
+    def _dispose_delivery(_engine: Engine) -> None:
+        sender_db.dispose()
+        heartbeat_db.dispose()
+
+    event.listen(db, "engine_disposed", _dispose_delivery)
     # The daemon owns its metrics; the process-wide registry is what /metrics serves.
     metrics = DeliveryMetrics(REGISTRY)
     sender = Sender(
-        session_factory(sender_db), channels, clock, config.engine, config=config, metrics=metrics
+        session_factory(sender_db),
+        channels,
+        clock,
+        config.engine,
+        config=config,
+        metrics=metrics,
+        heartbeat_factory=session_factory(heartbeat_db),
     )
     slack = getattr(channels.get("slack"), "app", None)
     if slack is not None:

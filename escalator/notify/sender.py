@@ -110,6 +110,7 @@ class Sender(LaneHost):
         batch_size: int = 100,
         config: Config | None = None,
         metrics: DeliveryMetrics | None = None,
+        heartbeat_factory: sessionmaker[Session] | None = None,
     ):
         self._factory = factory
         self._channels = dict(channels)
@@ -118,7 +119,9 @@ class Sender(LaneHost):
         self._config = config
         self._delivery: ChannelSettings = config.channels if config else ChannelSettings()
         self._batch = batch_size
-        self._workers = Workers(factory)
+        # The heartbeat gets its own connection when given one: it must never queue behind
+        # the lanes for a pooled connection, or a busy replica would look dead.
+        self._workers = Workers(heartbeat_factory or factory)
         self._owner = self._workers.id
         self._lock = threading.Lock()
         self.metrics = metrics if metrics is not None else DeliveryMetrics(registry=None)
