@@ -25,6 +25,7 @@ from escalator.metrics import Metrics
 from escalator.notify.channels.base import Channel
 from escalator.notify.channels.console import ConsoleChannel
 from escalator.notify.channels.slack import SlackApp
+from escalator.notify.metrics import DeliveryMetrics
 from escalator.notify.sender import Sender
 from escalator.roster.overrides import load_overrides
 from escalator.services.context import ServiceContext
@@ -52,7 +53,7 @@ def build_channels(config: Config) -> dict[str, Channel]:
     if settings.console.enabled:
         channels["console"] = ConsoleChannel()
     if settings.twilio is not None:
-        client = make_client(settings.twilio)
+        client = make_client(settings.twilio, settings.lane("sms")[2].total_seconds())
         if settings.twilio.sms:
             channels["sms"] = TwilioSmsChannel(client, settings.twilio.from_number, public_url)
         if settings.twilio.voice:
@@ -60,7 +61,7 @@ def build_channels(config: Config) -> dict[str, Channel]:
                 raise ValueError("channels.twilio.voice needs server.public_url for its TwiML")
             channels["voice"] = TwilioVoiceChannel(client, settings.twilio.from_number, public_url)
     if settings.email is not None:
-        channels["email"] = EmailChannel(settings.email)
+        channels["email"] = EmailChannel(settings.email, settings.lane("email")[2].total_seconds())
     for name, section, cls in (
         ("chat", settings.chat, ChatChannel),
         ("webhook", settings.webhook, WebhookChannel),
@@ -74,7 +75,8 @@ def build_channels(config: Config) -> dict[str, Channel]:
             if value is None:
                 raise ValueError(f"channels.{name}: {key}: {secret.describe()} has no value")
             resolved[key] = value
-        channels[name] = cls(resolved, section.timeout.total_seconds())
+        connect = settings.lane(name)[2].total_seconds()
+        channels[name] = cls(resolved, section.timeout.total_seconds(), connect)
     if settings.slack is not None:
         from escalator.notify.channels.slack import SlackApp, SlackChannel
 
@@ -138,18 +140,34 @@ def build_daemon(
     channels = build_channels(config) if channels is None else channels
     # The sender's leases and delivery records need no fsync per commit (see make_engine).
     sender_db = make_engine(database_url, durable=False)
-    event.listen(db, "engine_disposed", lambda _engine: sender_db.dispose())
-    sender = Sender(session_factory(sender_db), channels, clock, config.engine, config=config)
+    # One connection of its own for the delivery worker's heartbeat (escalator.notify.leases).
+    heartbeat_db = make_engine(database_url, durable=False, pool_size=1, max_overflow=1)
+
+    def _dispose_delivery(_engine: Engine) -> None:
+        sender_db.dispose()
+        heartbeat_db.dispose()
+
+    event.listen(db, "engine_disposed", _dispose_delivery)
+    # The daemon owns its metrics, on its own registry (escalator.metrics), served by /metrics.
+    metrics = Metrics()
+    sender = Sender(
+        session_factory(sender_db),
+        channels,
+        clock,
+        config.engine,
+        config=config,
+        metrics=DeliveryMetrics(metrics.registry),
+        heartbeat_factory=session_factory(heartbeat_db),
+    )
     slack = getattr(channels.get("slack"), "app", None)
     if slack is not None:
         slack.clock = clock
         slack.bind(factory)  # where it remembers its messages and incident channels
-    metrics = Metrics()
     if slack is not None:
         slack.health.gauge = metrics.slack_auth_failed
     policies = PolicyCache()
     engine = EscalationEngine(factory, config, clock, sender.methods, policies, metrics=metrics)
-    runner = Runner(engine, sender, config.engine.tick_interval)
+    runner = Runner(engine, sender, config.engine.tick_interval, config.engine.shutdown_grace)
     integrations = Integrations(config)  # ValueError when a key has no value
     return Daemon(
         config=config,

@@ -50,7 +50,8 @@ def _reset_pg(url: str) -> None:
         conn.execute(
             text(
                 "TRUNCATE alerts, timeline, outbox, overrides, policies, trigger_episodes, "
-                "heartbeats, maintenance_windows, change_events, provider_callbacks CASCADE"
+                "heartbeats, maintenance_windows, change_events, provider_callbacks, "
+                "delivery_workers CASCADE"
             )
         )
     engine.dispose()

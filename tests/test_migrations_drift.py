@@ -56,6 +56,18 @@ def _relevant(diff: Any) -> bool:
     return kind not in ("modify_default",)
 
 
+def _without_sqlite_keys(dialect: str, differences: list[Any]) -> list[Any]:
+    """Migration 0009 drops the timeline's and the outbox's foreign keys to alerts on
+    PostgreSQL only (a key there makes the sender's insert wait for ingest's row lock);
+    SQLite has no row locks and keeps them rather than rebuild both tables, while the
+    models declare none. On SQLite exactly those two differ, and are set aside here."""
+    if dialect != "sqlite":
+        return differences
+    kept = [d for d in differences if isinstance(d, tuple) and d[0] == "remove_fk"]
+    assert sorted(d[1].parent.name for d in kept) == ["outbox", "timeline"], kept
+    return [d for d in differences if d not in kept]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
@@ -90,19 +102,25 @@ def test_upgrade_head_matches_the_models(empty_database: str) -> None:
                 opts={
                     "compare_type": True,
                     "compare_server_default": False,
-                    "include_name": lambda name, kind, _parent: not (
-                        kind == "table" and name == "alembic_version"
+                    "include_name": lambda name, kind, _parent: (
+                        not (kind == "table" and name == "alembic_version")
                     ),
                 },
             )
-            differences = [d for d in compare_metadata(context, metadata) if _relevant(d)]
+            differences = _without_sqlite_keys(
+                engine.dialect.name,
+                [d for d in compare_metadata(context, metadata) if _relevant(d)],
+            )
             tables = set(conn.dialect.get_table_names(conn))
             # The same comparison does see drift: a copy of the models with one more column.
             drifted = MetaData()
             for table in metadata.tables.values():
                 table.to_metadata(drifted)
             drifted.tables["alerts"].append_column(Column("not_migrated", String(10)))
-            seen = [d for d in compare_metadata(context, drifted) if _relevant(d)]
+            seen = _without_sqlite_keys(
+                engine.dialect.name,
+                [d for d in compare_metadata(context, drifted) if _relevant(d)],
+            )
     finally:
         engine.dispose()
     assert differences == [], "\n".join(str(d) for d in differences)

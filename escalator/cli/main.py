@@ -10,6 +10,8 @@ verbs are in `escalator.cli.commands`.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -185,6 +187,11 @@ def serve(
     log.info("channels: %s", ", ".join(sorted(daemon.sender.methods)) or "none")
     scheme = "https" if tls_cert else "http"
     log.info("Alertmanager webhook: %s://%s:%d/webhooks/alertmanager", scheme, host, port)
+    # uvicorn shuts down gracefully on SIGTERM (delivery hands back what it has in flight
+    # within engine.shutdown_grace), then raises the signal again with the handler that was
+    # there before it: make that a clean exit 0, as systemd and Kubernetes expect.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    terminated = False
     try:
         uvicorn.run(
             create_app(daemon, bind_host=host),
@@ -198,8 +205,24 @@ def serve(
             # h11 with a header deadline, keep-alive and concurrency bounds (web/server.py).
             **uvicorn_options(config.server),
         )
+    except SystemExit as exc:
+        terminated = exc.code == 0
+        if not terminated:
+            raise
     finally:
         daemon.db.dispose()
+    if terminated:
+        # Delivery has stopped and handed its pages back. A send abandoned at its deadline
+        # may still sit in a blocking call in a daemon thread, and interpreter teardown
+        # can then take a second or more: leave now, within the grace.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @main.command("check-config")

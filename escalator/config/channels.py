@@ -94,6 +94,27 @@ def _default_rate_limits() -> dict[Literal["sms", "voice", "email", "chat", "web
 PageTemplate = Literal["page", "bundle", "ack_hint", "test_page", "shift_notice"]
 
 
+LaneMethod = Literal["console", "sms", "voice", "email", "chat", "webhook", "slack"]
+
+# Concurrent sends per lane: Twilio takes many parallel requests; an SMTP relay or a chat
+# webhook is kinder to a few. The console is one: a page is recorded before the next is
+# printed, so a crash repeats at most one console page.
+_LANE_POOL = {"sms": 8, "voice": 8, "email": 4, "chat": 4, "webhook": 4, "slack": 4, "console": 1}
+# The hard bound on one attempt. Above the clients' own timeouts (10 s by default) so they
+# normally fire first; Slack opens an incident channel in ~9 API calls, hence more.
+_LANE_DEADLINE = {"slack": timedelta(seconds=45), "console": timedelta(seconds=5)}
+
+
+class Lane(Strict):
+    """One delivery method's lane (escalator.notify.lanes): how many sends may be in flight
+    at once, and how long one attempt may take before its slot is freed as a `retry`."""
+
+    pool: int | None = Field(default=None, ge=1, le=256)
+    deadline: Duration | None = None
+    # Passed to the HTTP and SMTP clients as their connect timeout.
+    connect_timeout: Duration = timedelta(seconds=5)
+
+
 class Channels(Strict):
     console: ConsoleChannel = ConsoleChannel()
     twilio: TwilioChannel | None = None
@@ -113,3 +134,12 @@ class Channels(Strict):
     # Per delivery method (console, sms, voice, email, chat, webhook), page templates
     # replacing the shipped ones (escalator/notify/templates/page*.j2, bundle*.j2, ack_hint*.j2).
     templates: dict[str, dict[PageTemplate, TemplateSource]] = Field(default_factory=dict)
+    # Per method: the lane's pool size and attempt deadline (defaults in `lane()`).
+    lanes: dict[LaneMethod, Lane] = Field(default_factory=dict)
+
+    def lane(self, method: str) -> tuple[int, timedelta, timedelta]:
+        """(pool, deadline, connect timeout) of `method`'s lane, defaults filled in."""
+        lane = self.lanes.get(method, Lane())  # type: ignore[call-overload]
+        pool = lane.pool or _LANE_POOL.get(method, 4)
+        deadline = lane.deadline or _LANE_DEADLINE.get(method, timedelta(seconds=20))
+        return pool, deadline, lane.connect_timeout

@@ -45,6 +45,11 @@ class Server(Strict):
 class Engine(Strict):
     tick_interval: Duration = timedelta(seconds=1)
     batch_size: int = Field(default=500, ge=1)
+    # Unused since delivery lanes (a page is owned while its worker heartbeats); kept so
+    # existing configs still load.
     send_lease: Duration = timedelta(seconds=30)
     send_retry_base: Duration = timedelta(seconds=2)
     send_max_attempts: int = Field(default=8, ge=1)
+    # SIGTERM: stop claiming, give sends in flight this long to finish, then hand back what
+    # is left so another replica sends it at once.
+    shutdown_grace: Duration = timedelta(seconds=10)

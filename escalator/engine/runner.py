@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from escalator.engine.escalations import EscalationEngine
 from escalator.notify.sender import Sender
 from escalator.store.db import transaction
-from escalator.store.tables import AlertRow, OutboxRow
+from escalator.store.tables import AlertRow
 
 log = logging.getLogger("escalator.engine")
 
@@ -33,25 +33,50 @@ _MIN_RESCHEDULE = timedelta(milliseconds=50)
 
 
 class Runner:
-    """The local ticker: engine and sender jobs on APScheduler, plus an immediate wake.
+    """The local ticker: the engine job on APScheduler plus an immediate wake, and the
+    sender's delivery lanes (escalator.notify.lanes), which run their own threads.
 
-    Each job takes its own lock, so a wake that lands during a tick runs right after it
-    instead of being dropped. A failed tick (database down) is logged and retried on the
-    next interval; nothing is lost because nothing lives only here.
+    A wake that lands during a tick runs right after it instead of being dropped. A failed
+    tick (database down) is logged and retried on the next interval; nothing is lost because
+    nothing lives only here.
     """
 
-    def __init__(self, engine: EscalationEngine, sender: Sender, interval: timedelta):
+    def __init__(
+        self,
+        engine: EscalationEngine,
+        sender: Sender,
+        interval: timedelta,
+        shutdown_grace: timedelta = timedelta(seconds=10),
+    ):
         self.engine = engine
         self.sender = sender
         self.interval = interval
+        self.shutdown_grace = shutdown_grace
         self.healthy = threading.Event()
+        self.last_tick: float | None = None  # time.time() of the last completed engine tick
+        self.started_at: float | None = None
         self._scheduler = BackgroundScheduler(timezone=UTC)
+
+    def ready(self) -> str | None:
+        """Why the daemon is not doing its work, or None: the engine has not completed a
+        tick, or a delivery lane a cycle, for several tick intervals (and at least 10 s, so
+        one long tick in a storm is not an outage). Before `start()`, nothing to say."""
+        if self.started_at is None:
+            return None
+        stale = max(10 * self.interval.total_seconds(), 10.0)
+        last = self.last_tick if self.last_tick is not None else self.started_at
+        if time.time() - last > stale:
+            return f"the engine has not completed a tick for {stale:g}s"
+        return self.sender.ready(stale)
 
     def _guarded(self, name: str, fn: Callable[[], int]) -> Callable[[], None]:
         def run() -> None:
             try:
                 fn()
                 self.healthy.set()
+                if name == "engine":
+                    self.last_tick = time.time()
+                    self.sender.metrics.engine_tick.set(self.last_tick)
             except OperationalError as exc:
                 self.healthy.clear()
                 log.error("%s: store unavailable, will retry: %s", name, exc.orig)
@@ -67,12 +92,6 @@ class Runner:
             self.wake_sender()
         self._run_at("engine", self._earliest(select(func.min(AlertRow.next_action_at))))
         return stepped
-
-    def _drain(self) -> int:
-        sent = self.sender.drain()
-        pending = select(func.min(OutboxRow.due_at)).where(OutboxRow.status == "pending")
-        self._run_at("sender", self._earliest(pending))
-        return sent
 
     def _earliest(self, query: Select[Any]) -> datetime | None:
         with transaction(self.engine.factory) as session:
@@ -102,15 +121,9 @@ class Runner:
             next_run_time=datetime.now(UTC),
             **common,
         )
-        self._scheduler.add_job(
-            self._guarded("sender", self._drain),
-            "interval",
-            seconds=seconds,
-            id="sender",
-            next_run_time=datetime.now(UTC),
-            **common,
-        )
+        self.started_at = time.time()
         self._scheduler.start()
+        self.sender.start(self.interval)
 
     def _wake(self, job_id: str) -> None:
         if self._scheduler.running:
@@ -121,11 +134,15 @@ class Runner:
         self._wake("engine")
 
     def wake_sender(self) -> None:
-        self._wake("sender")
+        self.sender.wake()
 
     def stop(self) -> None:
+        """Stop ticking, then stop delivery gracefully (escalator.notify.sender.Sender.stop):
+        in-flight sends get `shutdown_grace`, and what is left is handed back at once."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        self.sender.stop(self.shutdown_grace)
+        self.started_at = None
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, poll: float = 0.05) -> bool:

@@ -101,7 +101,10 @@ class TimelineRow(Base):
     __tablename__ = "timeline"
     __table_args__ = (Index("ix_timeline_alert_id", "alert_id", "id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    alert_id: Mapped[int] = mapped_column(Id, ForeignKey("alerts.id", ondelete="CASCADE"))
+    # No foreign key (migration 0009): inserting a row under one would take a KEY SHARE lock
+    # on the alert, so the sender recording "sent" would wait for ingest's FOR UPDATE on it.
+    # Alerts are never deleted, so the key guarded nothing the code relies on.
+    alert_id: Mapped[int] = mapped_column(Id)
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(50))
     actor: Mapped[str | None] = mapped_column(String(200))
@@ -113,9 +116,9 @@ class TimelineRow(Base):
 class OutboxRow(Base):
     """One notification to one recipient by one method; the sender's unit of work.
 
-    status: pending -> sending (leased) -> sent | failed; pending -> cancelled when an ack
-    or resolve makes it moot. A `sending` row whose lease ran out is claimed again: a crash
-    mid-send repeats a page rather than losing it.
+    status: pending -> sending (in flight) -> sent | failed; pending -> cancelled when an ack
+    or resolve makes it moot. A `sending` row whose worker stopped heartbeating is claimed
+    again: a crash mid-send repeats a page rather than losing it.
     """
 
     __tablename__ = "outbox"
@@ -125,7 +128,9 @@ class OutboxRow(Base):
         Index("ix_outbox_provider_id", "provider_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    alert_id: Mapped[int | None] = mapped_column(Id, ForeignKey("alerts.id", ondelete="CASCADE"))
+    # No foreign key, like the timeline's (0009): a fallback row the sender adds must not
+    # wait for ingest's lock on the alert.
+    alert_id: Mapped[int | None] = mapped_column(Id)
     recipient_kind: Mapped[str] = mapped_column(String(20))
     recipient: Mapped[str] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(20))
@@ -139,7 +144,11 @@ class OutboxRow(Base):
     due_at: Mapped[datetime]
     attempts: Mapped[int]
     lease_until: Mapped[datetime | None]
+    # While `sending`: the delivery worker (escalator.notify.leases) that has it in flight.
+    # Ownership lasts as long as that worker's heartbeat, not a per-row lease; `attempts`
+    # (raised at each claim) is the attempt token that fences the record of the send.
     leased_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(100))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -331,3 +340,18 @@ class ProviderCallbackRow(Base):
     kind: Mapped[str] = mapped_column(String(20))
     received_at: Mapped[datetime]
     offer: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class DeliveryWorkerRow(Base):
+    """A process that sends pages, and when it last said it was alive (escalator.notify.leases).
+
+    One heartbeat per process replaces a lease per page: an outbox row in flight belongs to
+    its worker for as long as this row is fresh, however long the provider takes.
+    """
+
+    __tablename__ = "delivery_workers"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # host:pid:nonce
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]

@@ -1,5 +1,5 @@
-"""`/healthz` (the process answers), `/readyz` (store reachable, schema current, Slack
-accepting the bot token when it is configured) and
+"""`/healthz` (the process answers), `/readyz` (store reachable, schema current, the engine
+and every delivery lane cycling, Slack accepting the bot token when it is configured) and
 `/metrics` (Prometheus text, with alert counts by state read at scrape time)."""
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ def health_router(daemon: Daemon) -> APIRouter:
             return error(503, f"not ready: store did not answer within {daemon_deadlines.ready}s")
         except (*STORE_ERRORS, SchemaNotReady) as exc:
             return error(503, f"not ready: {exc}")
+        # The engine and every delivery lane must be cycling: a wedged tick or lane is an
+        # outage even when the store answers.
+        stalled = daemon.runner.ready()
+        if stalled:
+            return error(503, f"not ready: {stalled}")
         if daemon.slack is not None and daemon.slack.health.problem:
             # Degraded, still ready: every replica shares the bot token, so a 503 here
             # would take all of them out of service at once and Alertmanager could then
@@ -64,6 +69,7 @@ def health_router(daemon: Daemon) -> APIRouter:
                 )
             for status in ("triggered", "acknowledged", "resolved"):
                 daemon.metrics.alerts.labels(status).set(counts.get(status, 0))
+            daemon.sender.observe_queue()  # delivery queue depth and oldest due page
         except STORE_ERRORS:
             pass  # the counters still tell something; readyz reports the store
         return PlainTextResponse(daemon.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

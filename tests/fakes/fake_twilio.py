@@ -48,6 +48,7 @@ class Sent:
     twiml: str = ""  # inline call TwiML
     status_callback: str = ""
     statuses: list[str] = field(default_factory=list)
+    accepted_at: float = 0.0  # time.time() when the fake answered 201
 
 
 class FakeTwilio:
@@ -64,6 +65,9 @@ class FakeTwilio:
         self.escalator_url = escalator_url  # where the number's inbound SMS webhook points
         self.fail_rate = fail_rate
         self.fail_codes: dict[str, int] = {}  # to-number -> Twilio error code (permanent)
+        # Latency knob: every REST request is answered this many seconds late (concurrent
+        # requests wait in parallel, like a slow provider).
+        self.delay = 0.0
         self.sent: list[Sent] = []
         self.requests = 0
         self.injected_failures = 0
@@ -86,6 +90,8 @@ class FakeTwilio:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode()
+                if fake.delay:
+                    time.sleep(fake.delay)
                 code, payload = fake._handle(self.path, self.headers.get("authorization"), body)
                 data = json.dumps(payload).encode()
                 self.send_response(code)
@@ -153,6 +159,7 @@ class FakeTwilio:
                 url=str(params.get("Url", "")),
                 twiml=str(params.get("Twiml", "")),
                 status_callback=str(params.get("StatusCallback", "")),
+                accepted_at=time.time(),
             )
             self.sent.append(sent)
         resource = {

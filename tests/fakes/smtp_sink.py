@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 import ssl
 import threading
 from email import message_from_bytes
@@ -126,3 +127,40 @@ class SmtpSink:
     def to(self, address: str) -> list[Message]:
         with self.lock:
             return [m for _f, rcpts, m in self.messages if address in rcpts]
+
+
+class HungRelay:
+    """An SMTP relay that accepts TCP connections and never says a word (no 220 greeting):
+    the hung provider of the delivery-lane tests. Connections are held until `stop()`."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self._held: list[Any] = []
+        self._stopped = False
+        self.connections = 0
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    def start(self) -> HungRelay:
+        def accept() -> None:
+            while not self._stopped:
+                try:
+                    conn, _ = self._socket.accept()
+                except OSError:
+                    return
+                self.connections += 1
+                self._held.append(conn)
+
+        threading.Thread(target=accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._socket.close()
+        for conn in self._held:
+            conn.close()

@@ -363,6 +363,13 @@ def start_escalator(
     ).start(wait=True)  # fmt: skip
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited (for tests of dead-owner takeover)."""
+    popen = subprocess.Popen([sys.executable, "-c", "pass"])
+    popen.wait()
+    return popen.pid
+
+
 def run_cli(
     args: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = CLI_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:

@@ -43,10 +43,14 @@ def http_result(response: httpx.Response, what: str) -> SendResult:
 class ChatChannel:
     method = "chat"
 
-    def __init__(self, webhooks: Mapping[str, str], timeout: float = 10.0):
+    def __init__(self, webhooks: Mapping[str, str], timeout: float = 10.0, connect: float = 5.0):
         self._webhooks = dict(webhooks)
         quiet_http_loggers()
-        self._client = httpx.Client(timeout=timeout)
+        # Pooled connections: the chat lane sends several at once (escalator.notify.lanes).
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(connect, timeout)),
+            limits=httpx.Limits(max_connections=32),
+        )
 
     @property
     def names(self) -> frozenset[str]:

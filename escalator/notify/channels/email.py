@@ -26,8 +26,9 @@ def _by_code(code: int, what: str) -> SendResult:
 class EmailChannel:
     method = "email"
 
-    def __init__(self, settings: EmailSettings):
+    def __init__(self, settings: EmailSettings, connect: float | None = None):
         self._settings = settings
+        self._connect = connect
         self._password = settings.password.resolve() if settings.password else None
         if settings.username and self._password is None:
             where = settings.password.describe() if settings.password else "no password set"
@@ -61,13 +62,19 @@ class EmailChannel:
         s = self._settings
         mail = self.compose(delivery, message)
         timeout = s.timeout.total_seconds()
+        # smtplib has one timeout for connecting and for every reply; connect with the
+        # shorter one, then allow `timeout` per reply (the lane's deadline bounds the whole).
+        connect = min(self._connect or timeout, timeout)
         try:
             if s.security == "tls":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=timeout, context=self._tls_context()
+                    s.host, s.port, timeout=connect, context=self._tls_context()
                 )
             else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=timeout)
+                smtp = smtplib.SMTP(s.host, s.port, timeout=connect)
+            if smtp.sock is not None:
+                smtp.sock.settimeout(timeout)
+            smtp.timeout = timeout
             with smtp:
                 smtp.ehlo()
                 if s.security == "starttls":

@@ -9,6 +9,7 @@ no retry will fix) so the sender moves to the person's next contact method at on
 from __future__ import annotations
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -23,12 +24,24 @@ PERMANENT_CODES = frozenset({21211, 21214, 21217, 21401, 21407, 21408, 21610, 21
 RATE_LIMITED_CODE = 20429
 
 
-def make_client(settings: TwilioSettings) -> Client:
-    """A Twilio client; `api_base_url` (tests only) points the real SDK at a fake API."""
+def make_client(settings: TwilioSettings, connect: float | None = None) -> Client:
+    """A Twilio client; `api_base_url` (tests only) points the real SDK at a fake API.
+
+    `connect`: the connect timeout (requests takes a (connect, read) pair); the lane's
+    deadline bounds the whole attempt on top of it."""
     token = settings.auth_token.resolve()
     if token is None:
         raise ValueError(f"channels.twilio.auth_token: {settings.auth_token.describe()} is unset")
-    http = TwilioHttpClient(timeout=settings.timeout.total_seconds())
+    total = settings.timeout.total_seconds()
+    timeout = (min(connect, total), total) if connect else total
+    http = TwilioHttpClient(timeout=total)
+    # The SDK's constructor only takes one number; requests itself takes the pair.
+    http.timeout = timeout  # type: ignore[assignment]
+    if http.session is not None:
+        # The SMS and voice lanes send up to 8 requests each at once: keep that many
+        # connections instead of requests' 10 per host, discarded beyond.
+        for prefix in ("https://", "http://"):
+            http.session.mount(prefix, HTTPAdapter(pool_maxsize=32))
     client = Client(settings.account_sid, token, http_client=http)
     if settings.api_base_url:
         client.api.base_url = settings.api_base_url.rstrip("/")
@@ -69,6 +82,9 @@ class TwilioSmsChannel:
     def __init__(self, client: Client, from_number: str, public_url: str | None):
         self._client = client
         self._from = from_number
+        # The SDK imports its REST resources on first use (~0.1 s): do it now, not on the
+        # first page.
+        _ = client.messages
         # Without a public URL Twilio cannot report delivery; the send still counts as sent.
         self._status_url = f"{public_url.rstrip('/')}/twilio/sms/status" if public_url else None
 

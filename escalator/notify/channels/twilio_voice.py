@@ -32,6 +32,7 @@ class TwilioVoiceChannel:
     def __init__(self, client: Client, from_number: str, public_url: str, ring_seconds: int = 30):
         self._client = client
         self._from = from_number
+        _ = client.calls  # imported on first use otherwise (see twilio_sms)
         self._public = public_url.rstrip("/")
         self._ring = ring_seconds
 

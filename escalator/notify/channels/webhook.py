@@ -18,10 +18,13 @@ from escalator.notify.channels.chat import http_result, quiet_http_loggers
 class WebhookChannel:
     method = "webhook"
 
-    def __init__(self, endpoints: Mapping[str, str], timeout: float = 10.0):
+    def __init__(self, endpoints: Mapping[str, str], timeout: float = 10.0, connect: float = 5.0):
         self._endpoints = dict(endpoints)
         quiet_http_loggers()
-        self._client = httpx.Client(timeout=timeout)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(connect, timeout)),
+            limits=httpx.Limits(max_connections=32),
+        )
 
     @property
     def names(self) -> frozenset[str]:
