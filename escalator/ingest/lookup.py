@@ -101,20 +101,36 @@ def _lock_key(namespace: str, value: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+# A body with more keys than this takes the ingest lock alone (exclusively) instead of one
+# lock per key: PostgreSQL's lock table is shared and small (max_locks_per_transaction x
+# max_connections, 6,400 by default), and 15,000 advisory locks exhaust it.
+_MAX_KEY_LOCKS = 256
+_INGEST_LOCK = _lock_key("ingest", "")
+
+
 def lock_occurrences(session: Session, fingerprints: Iterable[str],
                      identities: Iterable[str]) -> None:  # fmt: skip
     """Serialise this transaction with every other ingest sharing a fingerprint or an
-    identity (PostgreSQL; a no-op on SQLite). One statement, locks taken in sorted order."""
+    identity (PostgreSQL; a no-op on SQLite).
+
+    Every ingest first takes the ingest lock, shared for an ordinary body (so bodies with
+    nothing in common run side by side) and exclusive for a huge one, then its key locks
+    in sorted order: one order for all, so no cycle can form. One statement.
+    """
     if not _is_pg(session):
         return
     keys = sorted(
         {_lock_key("f", f) for f in fingerprints} | {_lock_key("i", i) for i in identities}
     )
-    if keys:
-        session.execute(
-            text(
-                "SELECT count(pg_advisory_xact_lock(k)) FROM "
-                "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS sorted_keys"
-            ),
-            {"keys": keys},
-        )
+    if len(keys) > _MAX_KEY_LOCKS:
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INGEST_LOCK})
+        return
+    # Two statements: within one, PostgreSQL would evaluate the shared lock after the keys.
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _INGEST_LOCK})
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS sorted_keys"
+        ),
+        {"keys": keys},
+    )
