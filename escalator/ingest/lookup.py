@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Text, and_, any_, bindparam, func, select, text, tuple_
+from sqlalchemy import Column, DateTime, Text, and_, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -67,11 +67,13 @@ def occurrences(
             and_(fingerprint == wanted.c.fp, starts_at == wanted.c.st),
         )
         return list(session.execute(query))
+    # SQLite plans a row-value IN as a scan of the whole index (O(table) per body, so ingest
+    # slows as alerts accumulate); a plain IN on the index's first column is a seek per key.
+    wanted = set(keys)
     rows: list[Any] = []
-    for chunk in _chunks(list(keys)):
-        rows.extend(
-            session.execute(select(*columns).where(tuple_(fingerprint, starts_at).in_(chunk)))
-        )
+    for chunk in _chunks(sorted({k[0] for k in wanted})):
+        query = select(*columns, fingerprint, starts_at).where(fingerprint.in_(chunk))
+        rows.extend(row[:-2] for row in session.execute(query) if tuple(row[-2:]) in wanted)
     return rows
 
 
