@@ -69,6 +69,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def settle(pid: int, quiet: float = 0.05, limit: float = 60) -> None:
+    """Wait until the server is idle (under `quiet` of a core over half a second): the
+    engine's work left by priming (incident notices, pages) is not the repeat path's."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < quiet * 0.5:
+            return
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -169,6 +180,7 @@ def measure(backend: str, seconds: float) -> dict[str, dict[str, float]]:
             with httpx.Client(timeout=60) as client:  # first sight: they become repeats
                 for b in bodies:
                     client.post(hook, json=b).raise_for_status()
+            settle(served.proc.pid)
             results["repeats"] = run_wrk(hook, seconds, ["file", str(repeats)], served.proc.pid)
         finally:
             served.stop()

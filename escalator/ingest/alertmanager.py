@@ -82,8 +82,13 @@ class AMAlert(BaseModel):
         per alert, rather than failing the transaction of the whole body later."""
         if value is None:
             return None
+        offset = value.utcoffset()
+        if offset is None:
+            return value.replace(tzinfo=UTC)
+        if not offset:  # already UTC (Alertmanager's "Z"): the common case, no conversion
+            return value
         try:
-            return _utc(value)
+            return value.astimezone(UTC)
         except (OverflowError, ValueError) as exc:
             raise ValueError(f"time out of range in UTC: {exc}") from None
 
@@ -101,10 +106,12 @@ class AMWebhook(BaseModel):
     commonAnnotations: dict[str, str] = Field(default_factory=dict)
     externalURL: str = ""
     alerts: list[AMAlert]
-    _rejected: list[RejectedAlert] = PrivateAttr(default_factory=list)
+    # A tuple default, not a default_factory: pydantic inspects a factory's signature on
+    # every instance, which costs more than validating a small body.
+    _rejected: tuple[RejectedAlert, ...] = PrivateAttr(default=())
 
     @property
-    def rejected(self) -> list[RejectedAlert]:
+    def rejected(self) -> tuple[RejectedAlert, ...]:
         """Entries of `alerts` that failed validation (the rest are in `alerts`)."""
         return self._rejected
 
@@ -131,7 +138,7 @@ class AMWebhook(BaseModel):
             except ValidationError as exc:
                 bad.append(refused(index, entry, exc))
         model: AMWebhook = handler({**data, "alerts": good})  # type: ignore[dict-item]
-        model._rejected = bad
+        model._rejected = tuple(bad)
         return model
 
 
@@ -186,11 +193,11 @@ class CommittedFiring:
             return False
         with self._lock:
             for alert in payload.alerts:
-                key = (alert.fingerprint, _utc(alert.startsAt))
+                key = (alert.fingerprint, alert.startsAt)  # startsAt is UTC (AMAlert)
                 if alert.status != "firing" or self._seen.get(key) != self._digest(alert):
                     return False
             for alert in payload.alerts:
-                self._seen.move_to_end((alert.fingerprint, _utc(alert.startsAt)))
+                self._seen.move_to_end((alert.fingerprint, alert.startsAt))
         return True
 
     def record(self, payload: AMWebhook, result: IngestResult) -> None:
@@ -198,7 +205,7 @@ class CommittedFiring:
         unrouted = set(result.unrouted)
         with self._lock:
             for alert in payload.alerts:
-                key = (alert.fingerprint, _utc(alert.startsAt))
+                key = (alert.fingerprint, alert.startsAt)
                 if alert.status == "firing" and alert.fingerprint not in unrouted:
                     self._seen[key] = self._digest(alert)
                     self._seen.move_to_end(key)
@@ -206,10 +213,6 @@ class CommittedFiring:
                     self._seen.pop(key, None)
             while len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def ingest(
