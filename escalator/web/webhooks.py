@@ -29,6 +29,15 @@ WEBHOOKS = Counter("escalator_webhook_requests_total", "Alertmanager posts by an
 ALERTS_IN = Counter("escalator_webhook_alerts_total", "Alerts received", ["status"])
 
 
+def _count_alerts(payload: AMWebhook) -> None:
+    """One counter increment per status, not per alert (a label lookup takes a lock)."""
+    firing = sum(alert.status == "firing" for alert in payload.alerts)
+    if firing:
+        ALERTS_IN.labels("firing").inc(firing)
+    if len(payload.alerts) > firing:
+        ALERTS_IN.labels("resolved").inc(len(payload.alerts) - firing)
+
+
 def webhooks_router(daemon: Daemon) -> APIRouter:
     router = APIRouter()
     config = daemon.config
@@ -56,8 +65,7 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
         # takes the database path, since the beat itself is what must be recorded.
         beats, payload = split_beats(payload, config)
         if not beats and daemon.committed.covers(payload):  # a repeat already durable
-            for alert in payload.alerts:
-                ALERTS_IN.labels(alert.status).inc()
+            _count_alerts(payload)
             WEBHOOKS.labels("200").inc()
             return JSONResponse(
                 {"status": "ok", **IngestResult(updated=len(payload.alerts)).as_dict()}
@@ -70,8 +78,7 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             log.error("store unavailable: %s", exc)
             return error(503, "store unavailable, retry later")
         daemon.committed.record(payload, result)
-        for alert in payload.alerts:
-            ALERTS_IN.labels(alert.status).inc()
+        _count_alerts(payload)
         if result.opened:
             daemon.runner.wake_sender()  # level 0 is already in the outbox
         if beats and result.resolved:
