@@ -16,10 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import (
-    insert,
-)
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from escalator.config import Config, Incidents
@@ -28,6 +24,7 @@ from escalator.escalation.machine import Decision, Note
 from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import IncidentState, Schedule
+from escalator.ingest.bulk import insert_rows
 from escalator.notify import slack_outbox
 from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow, TimelineRow
 from escalator.store.timeline import note, timeline_row
@@ -107,7 +104,7 @@ def alerts_opened(
                 }
             )
     if slas:
-        session.execute(insert(AlertSlaRow.__table__), slas)
+        insert_rows(session, AlertSlaRow.__table__, slas)
     settings = config.incidents
     if not settings.enabled:
         return
@@ -121,21 +118,15 @@ def alerts_opened(
     rows = [
         {**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids
     ]
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = IncidentRow.__table__
-    created = session.execute(
-        upsert(table)
-        .on_conflict_do_nothing(index_elements=["alert_id"])
-        .returning(table.c.alert_id, table.c.channel),
-        rows,
-    ).all()
-    if created:
-        notes = [
-            timeline_row(i, now, "incident_opened", f"incident #{channel} declared")
-            for i, channel in created
-        ]
-        session.execute(insert(TimelineRow.__table__), notes)
+    created = insert_rows(
+        session, IncidentRow.__table__, rows, conflict=("alert_id",),
+        returning=("alert_id", "channel"),
+    )  # fmt: skip
+    notes = [
+        timeline_row(i, now, "incident_opened", f"incident #{channel} declared")
+        for _, (i, channel) in created
+    ]
+    insert_rows(session, TimelineRow.__table__, notes)
 
 
 def maybe_open_incident(

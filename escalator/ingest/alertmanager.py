@@ -27,17 +27,17 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from escalator.config import Config
 from escalator.escalation import machine
-from escalator.escalation.apply import EffectRows, effect_rows, state_of, write_rows
+from escalator.escalation.apply import EffectRows, effect_rows, state_of
 from escalator.escalation.machine import AlertState, Resolve, Tick
 from escalator.escalation.paging import Paging
 from escalator.escalation.policies import PolicyCache
 from escalator.incidents.protocol import alert_identity, is_severity_rise
 from escalator.incidents.store import OpenedAlert, alerts_opened, record_decision
+from escalator.ingest.bulk import insert_rows
 from escalator.ingest.lookup import lock_occurrences, occurrences, open_identities
 from escalator.ingest.rejections import (
     SEVERITY_MAX_CHARS,
@@ -48,7 +48,7 @@ from escalator.ingest.rejections import (
 from escalator.ingest.severity import absorb_severity_rise, aliased_row
 from escalator.maintenance.store import active_windows, suppress_new
 from escalator.maintenance.windows import Window, covering
-from escalator.store.tables import AlertAliasRow, AlertRow
+from escalator.store.tables import AlertAliasRow, AlertRow, OutboxRow, TimelineRow
 from escalator.store.timeline import timeline_row
 
 # Picks the policy for an alert's labels (Config.route, or a source's fixed policy).
@@ -422,20 +422,18 @@ def _open_group(
         }
         for key, alert in group
     ]
-    table = AlertRow.__table__
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
-        .returning(table.c.id, table.c.fingerprint, table.c.starts_at)
-    )
-    ids = {(fp, starts): alert_id for alert_id, fp, starts in session.execute(stmt, values)}
+    # ON CONFLICT DO NOTHING: an HA peer may have opened some of them a moment ago.
+    inserted = insert_rows(
+        session, AlertRow.__table__, values, conflict=("fingerprint", "starts_at"),
+        returning=("id", "fingerprint", "starts_at"),
+    )  # fmt: skip
+    ids = {index: row[0] for index, row in inserted}
     template = effect_rows(0, decision, paging, now)
     rows = EffectRows()
     opened = []
     held: list[int] = []
-    for key, alert in group:
-        alert_id = ids.get(key)
+    for index, (key, alert) in enumerate(group):
+        alert_id = ids.get(index)
         if alert_id is None:  # an HA peer's post opened it first
             result.updated += 1
             continue
@@ -449,7 +447,8 @@ def _open_group(
             opened.append(OpenedAlert(alert_id, alert.labels.get("severity"), name))
         else:  # no incident, no response-time SLA: not until it escalates
             held.append(alert_id)
-    write_rows(session, rows)
+    insert_rows(session, TimelineRow.__table__, rows.timeline)
+    insert_rows(session, OutboxRow.__table__, rows.outbox)
     if held:
         assert window is not None
         suppress_new(session, window, held, now)
