@@ -182,9 +182,13 @@ def _rejections(rig: Rig) -> list[AlertRow]:
     [
         pytest.param({"startsAt": "soon"}, "startsAt", id="startsAt-unreadable"),
         pytest.param(
-            {"startsAt": "0001-01-01T00:00:00+05:00"}, "out of range", id="startsAt-range"
+            {"startsAt": "0001-01-01T00:00:00+05:00"}, "greater than", id="startsAt-range"
         ),
         pytest.param({"startsAt": "10000-01-01T00:00:00Z"}, "startsAt", id="startsAt-year-10000"),
+        pytest.param(
+            {"startsAt": "9999-12-31T23:00:00-05:00"}, "less than", id="startsAt-past-9999"
+        ),
+        pytest.param({"startsAt": "2026-03-02T18:59:47"}, "timezone", id="startsAt-naive"),
         pytest.param({"fingerprint": ""}, "fingerprint", id="empty-fingerprint"),
         pytest.param({"fingerprint": None}, "fingerprint", id="missing-fingerprint"),
         pytest.param({"labels": {}}, "labels", id="no-labels"),

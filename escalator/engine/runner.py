@@ -28,9 +28,6 @@ log = logging.getLogger("escalator.engine")
 _MIN_RESCHEDULE = timedelta(milliseconds=50)
 
 
-
-
-
 class Runner:
     """The local ticker: engine and sender jobs on APScheduler, plus an immediate wake.
 

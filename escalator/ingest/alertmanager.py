@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -55,6 +56,10 @@ from escalator.store.timeline import timeline_row
 Router = Callable[[dict[str, str]], str | None]
 
 
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 class AMAlert(BaseModel):
     # Unknown fields are allowed: Alertmanager adds fields between versions.
     model_config = ConfigDict(extra="ignore")
@@ -62,8 +67,10 @@ class AMAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    # With an offset, and within what every backend stores once converted to UTC: checked
+    # by pydantic itself (in Rust, no Python call per alert), per alert (see AMWebhook).
+    startsAt: AwareDatetime = Field(gt=_EARLIEST, lt=_LATEST)
+    endsAt: AwareDatetime | None = Field(default=None, lt=_LATEST)  # Go's zero time: not ended
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=64)
 
@@ -74,23 +81,6 @@ class AMAlert(BaseModel):
         if severity is not None and len(severity) > SEVERITY_MAX_CHARS:
             raise ValueError(f"severity label longer than {SEVERITY_MAX_CHARS} characters")
         return labels
-
-    @field_validator("startsAt", "endsAt")
-    @classmethod
-    def _in_utc(cls, value: datetime | None) -> datetime | None:
-        """Stored as UTC: a time that has no UTC value (year 1 at +05:00) is refused here,
-        per alert, rather than failing the transaction of the whole body later."""
-        if value is None:
-            return None
-        offset = value.utcoffset()
-        if offset is None:
-            return value.replace(tzinfo=UTC)
-        if not offset:  # already UTC (Alertmanager's "Z"): the common case, no conversion
-            return value
-        try:
-            return value.astimezone(UTC)
-        except (OverflowError, ValueError) as exc:
-            raise ValueError(f"time out of range in UTC: {exc}") from None
 
 
 class AMWebhook(BaseModel):

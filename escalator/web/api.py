@@ -225,5 +225,3 @@ def api_router(daemon: Daemon) -> APIRouter:
         return JSONResponse(jsonable_encoder(report.build(records, pages, start, now)))
 
     return router
-
-
