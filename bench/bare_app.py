@@ -69,11 +69,9 @@ def create_bare_app(database_url: str) -> FastAPI:
             for a in payload.alerts
         ]
         with engine.begin() as conn:
-            ids = (
-                conn.execute(insert(AlertRow.__table__).returning(AlertRow.__table__.c.id), alerts)
-                .scalars()
-                .all()
-            )
+            ids = conn.execute(
+                insert(AlertRow.__table__).returning(AlertRow.__table__.c.id), alerts
+            ).scalars().all()
             conn.execute(
                 insert(TimelineRow.__table__),
                 [
@@ -86,19 +84,10 @@ def create_bare_app(database_url: str) -> FastAPI:
                 insert(OutboxRow.__table__),
                 [
                     {
-                        "alert_id": i,
-                        "recipient_kind": "person",
-                        "recipient": "p0",
-                        "method": "console",
-                        "level": 0,
-                        "urgency": "page",
-                        "condition": "unresolved",
-                        "reason": "escalation",
-                        "payload": {},
-                        "status": "pending",
-                        "due_at": now,
-                        "attempts": 0,
-                        "created_at": now,
+                        "alert_id": i, "recipient_kind": "person", "recipient": "p0",
+                        "method": "console", "level": 0, "urgency": "page",
+                        "condition": "unresolved", "reason": "escalation", "payload": {},
+                        "status": "pending", "due_at": now, "attempts": 0, "created_at": now,
                     }
                     for i in ids
                 ],

@@ -28,6 +28,9 @@ log = logging.getLogger("escalator.engine")
 _MIN_RESCHEDULE = timedelta(milliseconds=50)
 
 
+
+
+
 class Runner:
     """The local ticker: engine and sender jobs on APScheduler, plus an immediate wake.
 

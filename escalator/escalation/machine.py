@@ -145,7 +145,6 @@ class Roster(Protocol):
         """Does this step reach at least one person or channel at `at`?"""
         ...
 
-
 _HOLDS: dict[str, frozenset[Status]] = {
     "unacknowledged": frozenset({"triggered"}),
     "unresolved": frozenset({"triggered", "acknowledged"}),
@@ -287,7 +286,9 @@ def step(
     return _escalate_now(state, event, now, policy)
 
 
-def _tick(state: AlertState, now: datetime, policy: Policy, roster: Roster | None) -> Decision:
+def _tick(
+    state: AlertState, now: datetime, policy: Policy, roster: Roster | None
+) -> Decision:
     if state.status == "resolved":
         return _unchanged(state, policy, "resolved")
     effects: list[Effect] = []

@@ -32,6 +32,16 @@ from escalator.store.timeline import note, timeline_row
 # Tables ---------------------------------------------------------------------------------
 
 
+
+
+
+
+
+
+
+
+
+
 _STATE_FIELDS = tuple(f.name for f in fields(IncidentState))
 
 
@@ -105,7 +115,9 @@ def alerts_opened(
     row = {name: getattr(template, name) for name in _STATE_FIELDS}
     row.update(next_due_at=incidents.next_due_at(template), updated_at=now)
     prefix = settings.channel_prefix
-    rows = [{**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids]
+    rows = [
+        {**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids
+    ]
     created = insert_rows(
         session, IncidentRow.__table__, rows, conflict=("alert_id",),
         returning=("alert_id", "channel"),
@@ -159,10 +171,48 @@ def on_decision(session: Session, row: AlertRow, decision: Decision, now: dateti
         store_state(incident, new, now)
 
 
+
+
+
+
 # Status updates and post-mortems (CLI) -------------------------------------------------
 
 
+
+
+
+
+
+
+
+
+
+
 # The incident tick --------------------------------------------------------------------
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 def record_decision(

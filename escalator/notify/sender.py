@@ -367,7 +367,8 @@ class Sender:
                     row.last_error = result.detail
                     kind = "send_retry"
                     detail = (
-                        f"{what} failed (attempt {row.attempts}), retrying at {row.due_at:%H:%M:%S}"
+                        f"{what} failed (attempt {row.attempts}), "
+                        f"retrying at {row.due_at:%H:%M:%S}"
                     )
                 else:
                     row.status, row.last_error = "failed", result.detail
@@ -421,7 +422,9 @@ class Sender:
                     sibling.due_at = min(sibling.due_at, now)
                     sibling.last_error = None
                     return f"trying {method} now"
-        reached = [s.method for s in siblings if s.status in ("sending", "sent", "delivered")]
+        reached = [
+            s.method for s in siblings if s.status in ("sending", "sent", "delivered")
+        ]
         if reached:
             return f"already sent by {', '.join(sorted(set(reached)))}"
         tried = {row.method} | {s.method for s in siblings}

@@ -108,13 +108,8 @@ def link_postmortem(ctx: ServiceContext, actor: Actor, incident_id: int, url: st
         state = incidents.postmortem_linked(incident_state(incident), url, actor.person, now)
         store_state(incident, state, now)
         note(
-            session,
-            incident_id,
-            now,
-            "postmortem",
-            f"post-mortem linked: {url}",
-            actor.person,
-            actor.via,
+            session, incident_id, now, "postmortem", f"post-mortem linked: {url}",
+            actor.person, actor.via,
         )
         slack_outbox.postmortem_linked(session, incident_id, url, now)  # archive its channel
         done = IncidentDone(incident_id, incident.channel, now)

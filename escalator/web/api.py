@@ -225,3 +225,5 @@ def api_router(daemon: Daemon) -> APIRouter:
         return JSONResponse(jsonable_encoder(report.build(records, pages, start, now)))
 
     return router
+
+

@@ -18,7 +18,6 @@ Any of them can be replaced per delivery method from config
 for pages), so a team can post a terser chat message than its email without forking the
 code.
 """
-
 from __future__ import annotations
 
 import logging

@@ -239,3 +239,4 @@ class Directory:
         if not email:
             return None
         return next((p for p in self._config.people if p.email and p.email.lower() == email), None)
+
