@@ -195,7 +195,7 @@ def _rejections(rig: Rig) -> list[AlertRow]:
         pytest.param({"status": "pending"}, "status", id="unknown-status"),
         pytest.param(
             {"labels": {"alertname": "X", "severity": "s" * (SEVERITY_MAX_CHARS + 1)}},
-            "severity label longer",
+            "labels.severity: longer than",
             id="severity-too-long",
         ),
     ],

@@ -24,7 +24,6 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
-    field_validator,
     model_validator,
 )
 from sqlalchemy import bindparam, update
@@ -43,6 +42,7 @@ from escalator.ingest.lookup import lock_occurrences, occurrences, open_identiti
 from escalator.ingest.rejections import (
     SEVERITY_MAX_CHARS,
     RejectedAlert,
+    reasons,
     refused,
     rejection_fields,
 )
@@ -73,14 +73,6 @@ class AMAlert(BaseModel):
     endsAt: AwareDatetime | None = Field(default=None, lt=_LATEST)  # Go's zero time: not ended
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=64)
-
-    @field_validator("labels")
-    @classmethod
-    def _severity_indexable(cls, labels: dict[str, str]) -> dict[str, str]:
-        severity = labels.get("severity")
-        if severity is not None and len(severity) > SEVERITY_MAX_CHARS:
-            raise ValueError(f"severity label longer than {SEVERITY_MAX_CHARS} characters")
-        return labels
 
 
 class AMWebhook(BaseModel):
@@ -113,23 +105,39 @@ class AMWebhook(BaseModel):
         `alerts` not a list) is it refused, with a 4xx. The common case, a valid body, is
         validated once as a whole."""
         try:
-            return handler(data)  # type: ignore[no-any-return]
+            model: AMWebhook = handler(data)
         except ValidationError as exc:
             entries = data.get("alerts") if isinstance(data, dict) else None
             if not isinstance(entries, list) or any(
                 len(err["loc"]) < 2 or err["loc"][0] != "alerts" for err in exc.errors()
             ):
                 raise
+        else:
+            # The one check pydantic cannot make in Rust (a bound on one label's value),
+            # here as a plain loop: a validator function per alert costs more.
+            if all(_severity_fits(alert.labels) for alert in model.alerts):
+                return model
+            entries = data.get("alerts") if isinstance(data, dict) else model.alerts
         good: list[AMAlert] = []
         bad: list[RejectedAlert] = []
         for index, entry in enumerate(entries):
             try:
-                good.append(AMAlert.model_validate(entry))
+                alert = AMAlert.model_validate(entry)
             except ValidationError as exc:
-                bad.append(refused(index, entry, exc))
-        model: AMWebhook = handler({**data, "alerts": good})  # type: ignore[dict-item]
+                bad.append(refused(index, entry, reasons(exc)))
+                continue
+            if _severity_fits(alert.labels):
+                good.append(alert)
+            else:
+                why = f"labels.severity: longer than {SEVERITY_MAX_CHARS} characters"
+                bad.append(refused(index, entry, why))
+        model = handler({**data, "alerts": good})  # type: ignore[dict-item]
         model._rejected = tuple(bad)
         return model
+
+
+def _severity_fits(labels: dict[str, str]) -> bool:
+    return len(labels.get("severity") or "") <= SEVERITY_MAX_CHARS
 
 
 @dataclass
@@ -166,7 +174,8 @@ class CommittedFiring:
     whose every alert is a firing occurrence already committed with the same labels and
     annotations needs no transaction: what it says is durable already, so answering 2xx
     is still "after commit", and a storm of repeats does not queue behind the write lock.
-    A bounded LRU; a miss (another replica's alert, an evicted one) takes the database path.
+    Bounded (oldest recorded evicted first); a miss (another replica's alert, an evicted one)
+    takes the database path.
     """
 
     def __init__(self, capacity: int = 200_000):
@@ -176,19 +185,23 @@ class CommittedFiring:
 
     @staticmethod
     def _digest(alert: AMAlert) -> int:
-        # frozensets: order-free and built in C (sorting tuples cost more than the parse).
-        return hash((frozenset(alert.labels.items()), frozenset(alert.annotations.items())))
+        # Items in the order sent (Alertmanager sorts them): a reordering only misses the
+        # cache and takes the database path, which is always right.
+        return hash((tuple(alert.labels.items()), tuple(alert.annotations.items())))
 
     def covers(self, payload: AMWebhook) -> bool:
         if not payload.alerts or payload.rejected:  # a refusal is answered from the store
             return False
+        seen, digest = self._seen, self._digest
         with self._lock:
             for alert in payload.alerts:
-                key = (alert.fingerprint, alert.startsAt)  # startsAt is UTC (AMAlert)
-                if alert.status != "firing" or self._seen.get(key) != self._digest(alert):
+                # startsAt is a UTC instant: equal keys whatever offset it was written in.
+                if alert.status != "firing" or seen.get(
+                    (alert.fingerprint, alert.startsAt)
+                ) != digest(alert):
                     return False
-            for alert in payload.alerts:
-                self._seen.move_to_end((alert.fingerprint, alert.startsAt))
+        # No reordering on a hit: eviction is oldest-recorded first, and an evicted repeat
+        # takes the database path once and is recorded again.
         return True
 
     def record(self, payload: AMWebhook, result: IngestResult) -> None:

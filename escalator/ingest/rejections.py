@@ -56,8 +56,18 @@ class RejectedAlert:
         }
 
 
-def refused(index: int, raw: Any, exc: ValidationError) -> RejectedAlert:
+def reasons(exc: ValidationError) -> str:
+    """What pydantic found wrong with one entry, as one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'alert'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def refused(index: int, raw: Any, reason: str) -> RejectedAlert:
     """Describe a refused entry from what could be read of it."""
+    if hasattr(raw, "model_dump"):  # an entry given as a model (not from JSON)
+        raw = raw.model_dump(mode="json")
     entry = raw if isinstance(raw, dict) else {}
     labels = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}
     fingerprint = entry.get("fingerprint")
@@ -70,10 +80,6 @@ def refused(index: int, raw: Any, exc: ValidationError) -> RejectedAlert:
     digest = hashlib.sha256(
         json.dumps(identity, sort_keys=True, default=str).encode(errors="replace")
     ).hexdigest()
-    reasons = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'alert'}: {err['msg']}"
-        for err in exc.errors(include_url=False, include_input=False)
-    )
     severity = labels.get("severity")
     alertname = labels.get("alertname")
     return RejectedAlert(
@@ -85,7 +91,7 @@ def refused(index: int, raw: Any, exc: ValidationError) -> RejectedAlert:
             if isinstance(severity, str) and 0 < len(severity) <= SEVERITY_MAX_CHARS
             else None
         ),
-        reason=reasons[:_SHOWN],
+        reason=reason[:_SHOWN],
         digest=digest,
         entry=json.dumps(raw, sort_keys=True, default=str)[:_SHOWN],
     )
