@@ -10,8 +10,10 @@ long for psycopg's query cache). Here:
 - each column's bind processor (the same one SQLAlchemy would use, so the stored bytes are
   identical) runs once per distinct value: a body's rows share `now`, their startsAt, the
   same payload dict of a page;
-- PostgreSQL gets one statement per table whatever the row count: one array parameter per
-  column, `INSERT ... SELECT ... FROM unnest(...)`, its text constant (cached, prepared);
+- PostgreSQL gets one statement per table whatever the row count, its text constant
+  (cached, prepared): the rows as one JSON document (`json.dumps` of the whole list, in C)
+  read with `json_to_recordset` (column arrays were tried first: psycopg's text dumper
+  escapes each array element in Python, and that cost more than the insert);
 - SQLite gets the DB-API's executemany (a C loop), or, when ids are wanted back, one
   multi-row `VALUES ... RETURNING` per chunk.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -57,8 +60,15 @@ def insert_rows(
     pg = dialect.name == "postgresql"
     if pg:
         sql = _pg_sql(dialect, table, columns, tuple(conflict), tuple(returning))
-        result = conn.exec_driver_sql(sql, {f"p{i}": list(v) for i, v in enumerate(params)})
-        found = list(result) if returning else []
+        document = json.dumps(
+            [dict(zip(columns, values, strict=True)) for values in zip(*params, strict=True)],
+            separators=(",", ":"),
+        )
+        result = conn.exec_driver_sql(sql, {"rows": document})
+        # Returned times as the document wrote them, to find the input row below.
+        found = [
+            tuple(v.isoformat() if isinstance(v, datetime) else v for v in row) for row in result
+        ] if returning else []  # fmt: skip
     else:
         tuples = list(zip(*params, strict=True))
         if not returning:
@@ -111,12 +121,14 @@ def _columns(dialect: Dialect, table: Table, columns: tuple[str, ...],
 @lru_cache(maxsize=256)
 def _processor(dialect: Dialect, table: Table, name: str) -> Callable[[Any], Any] | None:
     column_type = table.c[name].type
+    if dialect.name == "postgresql":
+        # Values travel inside one JSON document: objects as they are, times as ISO text.
+        if isinstance(column_type, UTCDateTime):
+            decorator = column_type
+            return lambda value: decorator.process_bind_param(value, dialect).isoformat()  # type: ignore[union-attr]
+        return None
     if isinstance(column_type, JSON):
-        # Stored as JSON text on both backends (PostgreSQL casts the text array to json).
-        return json.dumps
-    if isinstance(column_type, UTCDateTime) and dialect.name == "postgresql":
-        decorator = column_type
-        return lambda value: decorator.process_bind_param(value, dialect)
+        return json.dumps  # as SQLAlchemy's JSON type stores it on SQLite
     return column_type._cached_bind_processor(dialect)  # type: ignore[no-any-return]
 
 
@@ -124,20 +136,11 @@ def _processor(dialect: Dialect, table: Table, name: str) -> Callable[[Any], Any
 def _pg_sql(dialect: Dialect, table: Table, columns: tuple[str, ...],
             conflict: tuple[str, ...], returning: tuple[str, ...]) -> str:  # fmt: skip
     quote = dialect.identifier_preparer.quote
-    arrays, selects = [], []
-    for i, name in enumerate(columns):
-        column_type = table.c[name].type
-        if isinstance(column_type, JSON):
-            arrays.append(f"CAST(%(p{i})s AS text[])")
-            selects.append(f"CAST(u.{quote(name)} AS json)")
-        else:
-            sql_type = column_type.compile(dialect=dialect)
-            arrays.append(f"CAST(%(p{i})s AS {sql_type}[])")
-            selects.append(f"u.{quote(name)}")
     names = ", ".join(quote(n) for n in columns)
+    types = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in columns)
     sql = (
-        f"INSERT INTO {quote(table.name)} ({names}) SELECT {', '.join(selects)} "
-        f"FROM unnest({', '.join(arrays)}) AS u({names})"
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} "
+        f"FROM json_to_recordset(CAST(%(rows)s AS json)) AS r({types})"
     )
     if conflict:
         sql += f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO NOTHING"
