@@ -62,14 +62,16 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
                 422, "not an Alertmanager version 4 webhook body", details=validation_details(exc)
             )
         # Heartbeat alerts (Watchdog) are beats, never tracked: a body carrying one always
-        # takes the database path, since the beat itself is what must be recorded.
-        beats, payload = split_beats(payload, config)
-        if not beats and daemon.committed.covers(payload):  # a repeat already durable
+        # takes the database path, since the beat itself is what must be recorded. The
+        # repeat cache never holds a beat's alert (only what ingest committed), so a body it
+        # covers has none, and is answered before looking for beats.
+        if daemon.committed.covers(payload):  # a repeat already durable
             _count_alerts(payload)
             WEBHOOKS.labels("200").inc()
             return JSONResponse(
                 {"status": "ok", **IngestResult(updated=len(payload.alerts)).as_dict()}
             )
+        beats, payload = split_beats(payload, config)
         try:
             # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
             result = await run_in_threadpool(_ingest, payload, beats)
