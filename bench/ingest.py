@@ -70,14 +70,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def settle(pid: int, quiet: float = 0.05, limit: float = 60) -> None:
-    """Wait until the server is idle (under `quiet` of a core over half a second): the
-    engine's work left by priming (incident notices, pages) is not the repeat path's."""
+def settle(pid: int, quiet: float = 0.05, limit: float = 60, window: float = 2.5) -> None:
+    """Wait until the server is idle (under `quiet` of a core over `window` seconds, longer
+    than an engine tick): the engine's work left by priming (incident notices, pages) is
+    not the repeat path's."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         before = cpu_seconds(pid)
-        time.sleep(0.5)
-        if cpu_seconds(pid) - before < quiet * 0.5:
+        time.sleep(window)
+        if cpu_seconds(pid) - before < quiet * window:
             return
 
 
@@ -226,7 +227,7 @@ def storm(backend: str, alerts: int) -> dict[str, float]:
             elapsed = time.perf_counter() - start
             rss = peak_rss_mb(served.proc.pid)
             # The engine then declares the incidents and sends the pages: its peak counts too.
-            settle(served.proc.pid, limit=180)
+            settle(served.proc.pid, limit=300)
             settled = time.perf_counter() - start
             rss_after = peak_rss_mb(served.proc.pid)
         finally:
