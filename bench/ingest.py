@@ -227,7 +227,7 @@ def storm(backend: str, alerts: int) -> dict[str, float]:
             elapsed = time.perf_counter() - start
             rss = peak_rss_mb(served.proc.pid)
             # The engine then declares the incidents and sends the pages: its peak counts too.
-            settle(served.proc.pid, limit=300)
+            settle(served.proc.pid, limit=150)
             settled = time.perf_counter() - start
             rss_after = peak_rss_mb(served.proc.pid)
         finally:

@@ -15,6 +15,7 @@ posts sharing nothing never wait. (SQLite's `BEGIN IMMEDIATE` serialises writers
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -136,3 +137,32 @@ def lock_occurrences(session: Session, fingerprints: Iterable[str],
         ),
         {"keys": keys},
     )
+
+
+class FifoTurns:
+    """First come, first served among this process's webhook transactions on SQLite.
+
+    SQLite has one writer at a time and its busy handler polls (sleeps of up to 100 ms
+    between tries): a post that has waited may lose the lock again and again to posts
+    arriving later, so in a storm of four concurrent posts one of them could wait past
+    Alertmanager's timeout. Queuing the posts here, in arrival order, leaves one of them at
+    a time contending with the engine and the sender. (PostgreSQL needs none of this:
+    bodies run concurrently, serialised only where they share alerts.)
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()

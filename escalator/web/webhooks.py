@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager, nullcontext
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from escalator.daemon import Daemon
 from escalator.ingest.alertmanager import AMWebhook, IngestResult, ingest
 from escalator.ingest.heartbeat_store import record_beats, split_beats
-from escalator.store.db import transaction
+from escalator.ingest.lookup import FifoTurns
+from escalator.store.db import is_postgres, transaction
 from escalator.web.auth import authorized, error, read_body, validation_details
 
 log = logging.getLogger("escalator.web")
@@ -94,9 +96,12 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
         WEBHOOKS.labels("200").inc()
         return JSONResponse({"status": "ok", **result.as_dict()})
 
+    # SQLite: posts take the write lock in arrival order (FifoTurns); PostgreSQL: no queue.
+    turns: AbstractContextManager[None] = nullcontext() if is_postgres(daemon.db) else FifoTurns()
+
     def _ingest(payload: AMWebhook, beats: set[str]) -> IngestResult:
-        now = daemon.clock.now()
-        with transaction(daemon.factory) as session:
+        with turns, transaction(daemon.factory) as session:
+            now = daemon.clock.now()
             paging = daemon.paging(session, now)
             resolved = (
                 record_beats(session, beats, "alertmanager", config, paging, daemon.policies, now)
