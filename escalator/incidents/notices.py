@@ -302,13 +302,17 @@ def _display(recipient: Recipient) -> str:
 
 def post_incident(session: Session, n: Notifier, incident: IncidentRow, alert: AlertRow) -> int:
     queued = 0
-    ctx = n.context(session, incident, alert)
-    # Status updates typed with `escalator update` since the last tick, oldest first.
-    updates = session.scalars(
-        select(IncidentUpdateRow)
-        .where(IncidentUpdateRow.alert_id == alert.id, IncidentUpdateRow.posted_at.is_(None))
-        .order_by(IncidentUpdateRow.id)
-    ).all()
+    # No autoflush for these two reads (they read status updates, which nothing here has
+    # changed yet): the notices queued for earlier incidents of this tick are then flushed
+    # together at commit, not one incident at a time (a storm opens thousands).
+    with session.no_autoflush:
+        ctx = n.context(session, incident, alert)
+        # Status updates typed with `escalator update` since the last tick, oldest first.
+        updates = session.scalars(
+            select(IncidentUpdateRow)
+            .where(IncidentUpdateRow.alert_id == alert.id, IncidentUpdateRow.posted_at.is_(None))
+            .order_by(IncidentUpdateRow.id)
+        ).all()
     schedule = schedule_of(n.settings)
     state = incident_state(incident)
     if state.postmortem_due_at is not None and state.resolved_at is not None:

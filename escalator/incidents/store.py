@@ -16,9 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import (
-    insert,
-)
 from sqlalchemy.orm import Session
 
 from escalator.config import Config, Incidents
@@ -27,9 +24,10 @@ from escalator.escalation.machine import Decision, Note
 from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import IncidentState, Schedule
+from escalator.ingest.bulk import insert_rows
 from escalator.notify import slack_outbox
-from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow
-from escalator.store.timeline import note
+from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow, TimelineRow
+from escalator.store.timeline import note, timeline_row
 
 # Tables ---------------------------------------------------------------------------------
 
@@ -83,8 +81,13 @@ class OpenedAlert:
 def alerts_opened(
     session: Session, opened: list[OpenedAlert], config: Config, now: datetime
 ) -> None:
-    """New alerts (one webhook body): record their response-time SLAs with one insert;
-    open an incident for each critical one."""
+    """New alerts (one webhook body): record their response-time SLAs and open an incident
+    for each critical one, with one statement per table whatever the body's size.
+
+    Every incident opened at the same moment starts in the same state but for its id and
+    channel, so the state is computed once; ON CONFLICT DO NOTHING keeps this idempotent
+    for an alert that has one already (a maintenance release of an alert that had one).
+    """
     slas = []
     for alert in opened:
         policy = config.policies.get(alert.policy_name)
@@ -101,9 +104,29 @@ def alerts_opened(
                 }
             )
     if slas:
-        session.execute(insert(AlertSlaRow.__table__), slas)  # type: ignore[arg-type]
-    for alert in opened:
-        maybe_open_incident(session, alert, config, now)
+        insert_rows(session, AlertSlaRow.__table__, slas)
+    settings = config.incidents
+    if not settings.enabled:
+        return
+    ids = [a.id for a in opened if a.severity in settings.severities]
+    if not ids:
+        return
+    template = incidents.opened(0, now, settings.channel_prefix, schedule_of(settings))
+    row = {name: getattr(template, name) for name in _STATE_FIELDS}
+    row.update(next_due_at=incidents.next_due_at(template), updated_at=now)
+    prefix = settings.channel_prefix
+    rows = [
+        {**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids
+    ]
+    created = insert_rows(
+        session, IncidentRow.__table__, rows, conflict=("alert_id",),
+        returning=("alert_id", "channel"),
+    )  # fmt: skip
+    notes = [
+        timeline_row(i, now, "incident_opened", f"incident #{channel} declared")
+        for _, (i, channel) in created
+    ]
+    insert_rows(session, TimelineRow.__table__, notes)
 
 
 def maybe_open_incident(

@@ -71,10 +71,12 @@ class AlertRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime | None]
-    alertname: Mapped[str] = mapped_column(String(200))
+    # Text, not a length: values that come from labels have no bound a column may impose
+    # (one backend would refuse what the other takes; migration 0010).
+    alertname: Mapped[str] = mapped_column(Text)
     # Hash of every label but severity: finds the warning a new critical occurrence rises from.
     identity: Mapped[str] = mapped_column(String(40))
-    severity: Mapped[str | None] = mapped_column(String(50))
+    severity: Mapped[str | None] = mapped_column(Text)
     labels: Mapped[dict[str, Any]]
     annotations: Mapped[dict[str, Any]]
     generator_url: Mapped[str | None] = mapped_column(Text)
@@ -220,7 +222,7 @@ class AlertSlaRow(Base):
     alert_id: Mapped[int] = mapped_column(
         Id, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
     )
-    severity: Mapped[str | None] = mapped_column(String(50))
+    severity: Mapped[str | None] = mapped_column(Text)
     response_seconds: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime]
     responded_at: Mapped[datetime | None]
@@ -238,7 +240,7 @@ class AlertAliasRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
     starts_at: Mapped[datetime] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(Id, ForeignKey("alerts.id", ondelete="CASCADE"))
-    severity: Mapped[str | None] = mapped_column(String(50))
+    severity: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None]
 
 

@@ -8,7 +8,7 @@ reason for a body it will never be able to take (Alertmanager does not retry 4xx
 from __future__ import annotations
 
 import logging
-from datetime import UTC
+from contextlib import AbstractContextManager, nullcontext
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from escalator.daemon import Daemon
 from escalator.ingest.alertmanager import AMWebhook, IngestResult, ingest
 from escalator.ingest.heartbeat_store import record_beats, split_beats
-from escalator.store.db import STORE_ERRORS, transaction
+from escalator.ingest.lookup import FifoTurns
+from escalator.store.db import STORE_ERRORS, is_postgres, transaction
 from escalator.web.auth import authorized, error, validation_details
 from escalator.web.bodies import BadBody, parse_json
 from escalator.web.openapi import ERRORS, json_body
@@ -27,25 +28,18 @@ log = logging.getLogger("escalator.web")
 
 
 
-def _unstorable_dates(payload: AMWebhook) -> list[str]:
-    """Dates that cannot be converted to UTC (0001-01-01T00:00:00+01:00 is before year 1
-    in UTC): the reasons, field by field; Go's zero time in UTC stays acceptable."""
-    bad = []
-    for n, alert in enumerate(payload.alerts):
-        for field in ("startsAt", "endsAt"):
-            value = getattr(alert, field)
-            try:
-                if value is not None:
-                    value.astimezone(UTC)
-            except OverflowError:
-                bad.append(f"alerts.{n}.{field}: {value.isoformat()} is out of range in UTC")
-    return bad
-
-
 def webhooks_router(daemon: Daemon) -> APIRouter:
     router = APIRouter()
     config = daemon.config
     metrics = daemon.metrics
+
+    def count_alerts(payload: AMWebhook) -> None:
+        """One counter increment per status, not per alert (a label lookup takes a lock)."""
+        firing = sum(alert.status == "firing" for alert in payload.alerts)
+        if firing:
+            metrics.webhook_alerts.labels("firing").inc(firing)
+        if len(payload.alerts) > firing:
+            metrics.webhook_alerts.labels("resolved").inc(len(payload.alerts) - firing)
 
     @router.post(
         "/webhooks/alertmanager",
@@ -67,20 +61,17 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             return error(
                 422, "not an Alertmanager version 4 webhook body", details=validation_details(exc)
             )
-        dates = _unstorable_dates(payload)
-        if dates:
-            metrics.webhook_requests.labels("422").inc()
-            return error(422, "not an Alertmanager version 4 webhook body", details=dates)
         # Heartbeat alerts (Watchdog) are beats, never tracked: a body carrying one always
-        # takes the database path, since the beat itself is what must be recorded.
-        beats, payload = split_beats(payload, config)
-        if not beats and daemon.committed.covers(payload):  # a repeat already durable
-            for alert in payload.alerts:
-                metrics.webhook_alerts.labels(alert.status).inc()
+        # takes the database path, since the beat itself is what must be recorded. The
+        # repeat cache never holds a beat's alert (only what ingest committed), so a body it
+        # covers has none, and is answered before looking for beats.
+        if daemon.committed.covers(payload):  # a repeat already durable
+            count_alerts(payload)
             metrics.webhook_requests.labels("200").inc()
             return JSONResponse(
                 {"status": "ok", **IngestResult(updated=len(payload.alerts)).as_dict()}
             )
+        beats, payload = split_beats(payload, config)
         try:
             # Sync SQLAlchemy: the transaction runs in the thread pool, off the event loop.
             result = await run_in_threadpool(_ingest, payload, beats)
@@ -89,8 +80,7 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
             log.error("store unavailable: %s", exc)
             return error(503, "store unavailable, retry later")
         daemon.committed.record(payload, result)
-        for alert in payload.alerts:
-            metrics.webhook_alerts.labels(alert.status).inc()
+        count_alerts(payload)
         if result.opened:
             daemon.runner.wake_sender()  # level 0 is already in the outbox
         if beats and result.resolved:
@@ -104,9 +94,12 @@ def webhooks_router(daemon: Daemon) -> APIRouter:
         metrics.webhook_requests.labels("200").inc()
         return JSONResponse({"status": "ok", **result.as_dict()})
 
+    # SQLite: posts take the write lock in arrival order (FifoTurns); PostgreSQL: no queue.
+    turns: AbstractContextManager[None] = nullcontext() if is_postgres(daemon.db) else FifoTurns()
+
     def _ingest(payload: AMWebhook, beats: set[str]) -> IngestResult:
-        now = daemon.clock.now()
-        with transaction(daemon.factory) as session:
+        with turns, transaction(daemon.factory) as session:
+            now = daemon.clock.now()
             paging = daemon.paging(session, now)
             resolved = (
                 record_beats(session, beats, "alertmanager", config, paging, daemon.policies, now)
