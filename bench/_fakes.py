@@ -30,8 +30,9 @@ class _Server(ThreadingHTTPServer):
 class SlowTwilio(FakeTwilio):
     """The Twilio fake, answering each REST call after `delay` seconds.
 
-    The delay is slept outside the fake's lock, so concurrent requests overlap as they do
-    at Twilio: a sender that sends in parallel gains, one that sends in turn does not.
+    The delay (FakeTwilio's own knob, slept by each request's handler thread outside the
+    fake's lock) overlaps for concurrent requests as it does at Twilio: a sender that sends
+    in parallel gains, one that sends in turn does not.
     `stamps` holds the bench clock at each accepted SMS or call (just before the answer).
     """
 
@@ -52,8 +53,7 @@ class SlowTwilio(FakeTwilio):
         return self
 
     def _handle(self, path: str, auth: str | None, body: str) -> tuple[int, dict[str, Any]]:
-        if self.delay:
-            time.sleep(self.delay)
+        # The delay itself: FakeTwilio.delay, slept by its request handler before this.
         code, payload = super()._handle(path, auth, body)
         if code == 201:
             with self._lock:
