@@ -8,38 +8,27 @@ than skip when the server is missing: CI must run them.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from escalator.store.db import make_engine, upgrade
 from tests.support.helpers import ROOT
-from tests.support.pg import PG_SERVER
+from tests.support.pg import PG_SERVER, fresh_database
 
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A fresh database on the PostgreSQL server for this test run; dropped afterwards."""
-    admin_url = make_url(PG_SERVER).set(database="postgres")
-    name = f"escalator_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - environment problem, reported loudly
-        pytest.fail(f"PostgreSQL at {PG_SERVER} is required (see .ci/run): {exc}")
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(fresh_database(prefix="escalator_test"))
+        except Exception as exc:  # pragma: no cover - environment problem, reported loudly
+            pytest.fail(f"PostgreSQL at {PG_SERVER} is required (see .ci/run): {exc}")
+        yield url
 
 
 def _reset_pg(url: str) -> None:

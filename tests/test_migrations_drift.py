@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, MetaData, String, Text, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Column, MetaData, String, Text
 
 import escalator
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import Base
-from tests.support.pg import PG_SERVER
+from tests.support.pg import fresh_database
 
 # Modules that map tables onto Base.metadata besides escalator.store.tables.
 TABLE_MODULES = ("escalator.store.slack_tables", "escalator.web.ui.logins")
@@ -84,22 +83,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'drift.db'}"
         return
-    from sqlalchemy import create_engine
-
-    admin_url = make_url(PG_SERVER).set(database="postgres")
-    name = f"escalator_drift_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_database(prefix="escalator_drift") as url:
+        yield url
 
 
 def test_upgrade_head_matches_the_models(empty_database: str) -> None:
