@@ -294,6 +294,10 @@ def test_store_unavailable_is_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             assert client.get("/api/v1/alerts", headers=API_AUTH).status_code == 503
             ack = {"ids": [1], "by": "alice"}
             assert client.post("/api/v1/alerts/ack", json=ack, headers=API_AUTH).status_code == 503
+            assert client.get("/api/v1/maintenance", headers=API_AUTH).status_code == 503
+            end = client.post("/api/v1/maintenance/1/end", json={"by": "alice"}, headers=API_AUTH)
+            assert end.status_code == 503
+            assert end.json() == {"error": "store unavailable, retry later"}
             assert client.get("/metrics").status_code == 200
     finally:
         daemon.db.dispose()
@@ -316,6 +320,13 @@ def test_healthz_readyz_and_metrics(rig: Rig, client: TestClient) -> None:
     assert 'escalator_webhook_requests_total{code="200"}' in body
     assert 'escalator_webhook_requests_total{code="400"}' in body
     assert "escalator_engine_tick_seconds" in body
+
+
+def test_maintenance_api_answers_404_for_an_unknown_window(client: TestClient) -> None:
+    end = client.post("/api/v1/maintenance/4242/end", json={"by": "alice"}, headers=API_AUTH)
+    assert end.status_code == 404
+    assert "4242" in end.json()["error"]
+    assert client.get("/api/v1/maintenance", headers=API_AUTH).json() == []
 
 
 def test_each_daemon_counts_on_its_own_registry(

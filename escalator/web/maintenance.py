@@ -16,8 +16,9 @@ from escalator.config import Duration, LabelMatcher
 from escalator.daemon import Daemon
 from escalator.maintenance.store import list_windows
 from escalator.services import maintenance
-from escalator.services.context import Actor, NotFound, ServiceError
-from escalator.store.db import STORE_ERRORS, transaction
+from escalator.services.context import Actor
+from escalator.store.db import transaction
+from escalator.web.auth import error
 from escalator.web.bodies import MAX_ID, Moment
 from escalator.web.openapi import ERRORS
 
@@ -41,10 +42,6 @@ class EndWindow(BaseModel):
     by: str = Field(min_length=1, max_length=200)
 
 
-def _error(code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=code)
-
-
 def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) -> APIRouter:
     router = APIRouter(responses=ERRORS(401, 404, 422, 503))
     config = daemon.config
@@ -52,24 +49,23 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
     @router.get("/api/v1/maintenance")
     def listing(request: Request, all: bool = False) -> Response:
         if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
+            return error(401, "missing or wrong bearer token")
         now = daemon.clock.now()
-        try:
-            with transaction(daemon.factory) as session:
-                return JSONResponse(list_windows(session, config, now, include_past=all))
-        except STORE_ERRORS:
-            return _error(503, "store unavailable, retry later")
+        # A store error, NotFound or another ServiceError is answered 503 / 404 / 422 by
+        # the app's handlers (web/auth.install_error_handlers), like every API route.
+        with transaction(daemon.factory) as session:
+            return JSONResponse(list_windows(session, config, now, include_past=all))
 
     @router.post("/api/v1/maintenance", status_code=201)
     async def add(request: Request, body: AddWindow) -> Response:
         if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
+            return error(401, "missing or wrong bearer token")
         if body.duration is not None and body.duration > _LONGEST:
-            return _error(422, f"for: at most {_LONGEST.days} days")
+            return error(422, f"for: at most {_LONGEST.days} days")
         try:
             matcher = LabelMatcher(match=body.match, match_re=body.match_re)
         except ValidationError as exc:
-            return _error(422, str(exc.errors()[0]["msg"]))
+            return error(422, str(exc.errors()[0]["msg"]))
         actor = Actor(body.by, "api")
 
         def run() -> dict[str, object]:
@@ -79,29 +75,14 @@ def maintenance_router(daemon: Daemon, authorized: Callable[[Request], bool]) ->
             )  # fmt: skip
             return added.as_dict()
 
-        try:
-            created = await run_in_threadpool(run)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except ServiceError as exc:
-            return _error(422, str(exc))
-        except STORE_ERRORS:
-            return _error(503, "store unavailable, retry later")
-        return JSONResponse(created, status_code=201)
+        return JSONResponse(await run_in_threadpool(run), status_code=201)
 
     @router.post("/api/v1/maintenance/{window_id:int}/end")
     async def end(request: Request, window_id: WindowId, body: EndWindow) -> Response:
         if not authorized(request):
-            return _error(401, "missing or wrong bearer token")
+            return error(401, "missing or wrong bearer token")
         actor = Actor(body.by, "api")
-        try:
-            ended = await run_in_threadpool(maintenance.end, daemon.services, actor, window_id)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except ServiceError as exc:
-            return _error(422, str(exc))
-        except STORE_ERRORS:
-            return _error(503, "store unavailable, retry later")
+        ended = await run_in_threadpool(maintenance.end, daemon.services, actor, window_id)
         return JSONResponse(ended)
 
     return router
