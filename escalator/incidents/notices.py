@@ -19,7 +19,7 @@ from escalator.config.durations import format_duration
 from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
 from escalator.incidents import runbooks
-from escalator.incidents.store import incident_state, schedule_of, store_state
+from escalator.incidents.store import incident_state, latest_update, schedule_of, store_state
 from escalator.incidents.templates import Templates
 from escalator.notify import slack_outbox
 from escalator.roster.contacts import deliveries
@@ -218,12 +218,7 @@ class Notifier:
         runbook = runbook_for(self.config, alert.alertname)
         impact = alert.annotations.get("impact")
         impact_lines = [impact] if impact else (runbook.impact if runbook else [])
-        latest = session.scalars(
-            select(IncidentUpdateRow)
-            .where(IncidentUpdateRow.alert_id == alert.id)
-            .order_by(IncidentUpdateRow.id.desc())
-            .limit(1)
-        ).first()
+        latest = latest_update(session, alert.id)
         eta = (latest.eta if latest is not None else None) or alert.annotations.get("eta")
         status_word = {
             "open": "INVESTIGATING" if alert.status == "acknowledged" else "PAGING ON-CALL",
@@ -363,12 +358,7 @@ def post_incident(session: Session, n: Notifier, incident: IncidentRow, alert: A
             queued += n.queue(session, alert.id, kind, sctx, targets, n.settings.stakeholder_emails)
         elif kind in ("resolution", "postmortem_reminder"):
             assert state.resolved_at is not None and state.postmortem_due_at is not None
-            last = session.scalars(
-                select(IncidentUpdateRow)
-                .where(IncidentUpdateRow.alert_id == alert.id)
-                .order_by(IncidentUpdateRow.id.desc())
-                .limit(1)
-            ).first()
+            last = latest_update(session, alert.id)
             rctx = {
                 **ctx,
                 "resolution": {

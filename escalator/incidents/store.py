@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escalator.config import Config, Incidents
@@ -26,7 +27,13 @@ from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import IncidentState, Schedule
 from escalator.ingest.bulk import insert_rows
 from escalator.notify import slack_outbox
-from escalator.store.tables import AlertRow, AlertSlaRow, IncidentRow, TimelineRow
+from escalator.store.tables import (
+    AlertRow,
+    AlertSlaRow,
+    IncidentRow,
+    IncidentUpdateRow,
+    TimelineRow,
+)
 from escalator.store.timeline import note, timeline_row
 
 # Tables ---------------------------------------------------------------------------------
@@ -57,6 +64,16 @@ def schedule_of(settings: Incidents) -> Schedule:
 
 def incident_state(row: IncidentRow) -> IncidentState:
     return IncidentState(**{name: getattr(row, name) for name in _STATE_FIELDS})
+
+
+def latest_update(session: Session, alert_id: int) -> IncidentUpdateRow | None:
+    """The incident's most recent status update, if any (its ETA and text feed notices)."""
+    return session.scalars(
+        select(IncidentUpdateRow)
+        .where(IncidentUpdateRow.alert_id == alert_id)
+        .order_by(IncidentUpdateRow.id.desc())
+        .limit(1)
+    ).first()
 
 
 def store_state(row: IncidentRow, state: IncidentState, now: datetime) -> None:

@@ -23,7 +23,7 @@ from escalator.escalation.apply import state_of
 from escalator.escalation.machine import next_escalation
 from escalator.incidents import protocol as incidents
 from escalator.incidents import runbooks
-from escalator.incidents.store import incident_state
+from escalator.incidents.store import incident_state, latest_update
 from escalator.read import report
 from escalator.read.views import oncall
 from escalator.roster.oncall import on_call
@@ -32,7 +32,6 @@ from escalator.roster.schedule import rotation_shifts, shift_note
 from escalator.store.tables import (
     AlertRow,
     IncidentRow,
-    IncidentUpdateRow,
     OutboxRow,
     OverrideRow,
     TimelineRow,
@@ -453,12 +452,7 @@ def incidents_page(session: Session, now: datetime, show_resolved: int = 20) -> 
     ).all()
     out_open = []
     for incident, alert in open_rows:
-        latest = session.scalars(
-            select(IncidentUpdateRow)
-            .where(IncidentUpdateRow.alert_id == alert.id)
-            .order_by(IncidentUpdateRow.id.desc())
-            .limit(1)
-        ).first()
+        latest = latest_update(session, alert.id)
         due = incident.next_reminder_at
         out_open.append(
             {
