@@ -11,11 +11,12 @@ the integration's rate limit (senders back off and retry); 503 when the store is
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from escalator.config import Integration
@@ -26,6 +27,8 @@ from escalator.ingest.events_v2_store import change, enqueue
 from escalator.store.db import STORE_ERRORS, transaction
 from escalator.web.bodies import BadBody, parse_json
 from escalator.web.openapi import ERRORS, free_json_body
+
+T = TypeVar("T")
 
 
 def events_v2_router(daemon: Daemon) -> APIRouter:
@@ -66,6 +69,22 @@ def events_v2_router(daemon: Daemon) -> APIRouter:
             return _answer(429, events_v2.THROTTLED, path)
         return event, integration
 
+    async def _store(
+        path: str, work: Callable[[Session, datetime], T]
+    ) -> T | JSONResponse:
+        """`work` in one transaction at the daemon's time, off the event loop; a store
+        error is PagerDuty's 503 (senders retry it)."""
+        now = daemon.clock.now()
+
+        def run() -> T:
+            with transaction(daemon.factory) as session:
+                return work(session, now)
+
+        try:
+            return await run_in_threadpool(run)
+        except STORE_ERRORS:
+            return _answer(503, {"status": "error", "message": "store unavailable"}, path)
+
     @router.post(
         "/v2/enqueue",
         status_code=202,
@@ -79,19 +98,15 @@ def events_v2_router(daemon: Daemon) -> APIRouter:
         if isinstance(accepted, JSONResponse):
             return accepted
         event, integration = accepted
-        now = daemon.clock.now()
-
-        def run() -> str:
-            with transaction(daemon.factory) as session:
-                return enqueue(
-                    session, event, integration, config, daemon.paging(session, now),
-                    daemon.policies, now,
-                )  # fmt: skip
-
-        try:
-            dedup_key = await run_in_threadpool(run)
-        except STORE_ERRORS:
-            return _answer(503, {"status": "error", "message": "store unavailable"}, path)
+        dedup_key = await _store(
+            path,
+            lambda session, now: enqueue(
+                session, event, integration, config, daemon.paging(session, now),
+                daemon.policies, now,
+            ),
+        )  # fmt: skip
+        if isinstance(dedup_key, JSONResponse):
+            return dedup_key
         daemon.runner.wake()
         daemon.runner.wake_sender()
         return _answer(202, {**events_v2.ACCEPTED, "dedup_key": dedup_key}, path)
@@ -107,16 +122,9 @@ def events_v2_router(daemon: Daemon) -> APIRouter:
         if isinstance(accepted, JSONResponse):
             return accepted
         event, integration = accepted
-        now = daemon.clock.now()
-
-        def run() -> int:
-            with transaction(daemon.factory) as session:
-                return change(session, event, integration, now)
-
-        try:
-            await run_in_threadpool(run)
-        except STORE_ERRORS:
-            return _answer(503, {"status": "error", "message": "store unavailable"}, path)
+        stored = await _store(path, lambda session, now: change(session, event, integration, now))
+        if isinstance(stored, JSONResponse):
+            return stored
         return _answer(202, events_v2.CHANGE_ACCEPTED, path)
 
     return router
