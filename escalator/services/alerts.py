@@ -284,12 +284,6 @@ def _select(session: Session, actor: Actor, alerts: Alerts, now: datetime) -> li
     return sorted({a for a in found if a is not None})
 
 
-def select_alerts(ctx: ServiceContext, actor: Actor, alerts: Alerts) -> list[int]:
-    """The IDs a selection names now (read only: what a voice call reads out)."""
-    with transaction(ctx.factory) as session:
-        return _select(session, actor, alerts, ctx.now(session))
-
-
 def open_alert_ids(session: Session, status: Sequence[str] = ("triggered",)) -> list[int]:
     return list(
         session.scalars(
