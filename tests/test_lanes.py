@@ -206,28 +206,38 @@ def receiver() -> Iterator[FakeChat]:
         fake.stop()
 
 
-def test_two_replicas_deliver_forty_slow_webhooks_exactly_once(
-    pg_url: str, tmp_path: Path, receiver: FakeChat
-) -> None:
-    receiver.delay = 1.5
-    config = _hooks_config(tmp_path / "escalator.yaml", receiver, 40)
+def _hook_replicas(
+    database_url: str, tmp_path: Path, receiver: FakeChat, hooks: int
+) -> list[EscalatorProcess]:
+    """Two replicas paging `hooks` webhook targets on `receiver`, started and ready (each
+    started before either is waited for, as a deployment rolls them out)."""
+    config = _hooks_config(tmp_path / "escalator.yaml", receiver, hooks)
+    env = clean_env(**_hooks_env(receiver, hooks))
     replicas = [
         EscalatorProcess(
-            tmp_path,
-            config,
-            pg_url,
-            free_port(),
-            clean_env(**_hooks_env(receiver, 40)),
-            name=f"replica{i}",
+            tmp_path, config, database_url, free_port(), env, name=f"replica{i}",
             log_level="warning",
         )
         for i in range(2)
     ]
+    for replica in replicas:
+        replica.start()
     try:
         for replica in replicas:
-            replica.start()
-        for replica in replicas:
             replica.wait_ready()
+    except BaseException:
+        for replica in replicas:
+            replica.stop()
+        raise
+    return replicas
+
+
+def test_two_replicas_deliver_forty_slow_webhooks_exactly_once(
+    pg_url: str, tmp_path: Path, receiver: FakeChat
+) -> None:
+    receiver.delay = 1.5
+    replicas = _hook_replicas(pg_url, tmp_path, receiver, 40)
+    try:
         body = storm_body(uuid.uuid4().hex[:8], [0])
         _post(replicas[0].url, body)
         _post(replicas[1].url, body)  # the clustered Alertmanager's peer delivers it too
@@ -288,24 +298,8 @@ def test_a_replica_takes_over_a_dead_replicas_page_within_five_seconds(
     gone at once; as if on another host (the worker's hostname rewritten) it waits for the
     heartbeat to age past 3 s."""
     receiver.delay = 2.0
-    config = _hooks_config(tmp_path / "escalator.yaml", receiver, 1)
-    replicas = [
-        EscalatorProcess(
-            tmp_path,
-            config,
-            database_url,
-            free_port(),
-            clean_env(**_hooks_env(receiver, 1)),
-            name=f"replica{i}",
-            log_level="warning",
-        )
-        for i in range(2)
-    ]
+    replicas = _hook_replicas(database_url, tmp_path, receiver, 1)
     try:
-        for replica in replicas:
-            replica.start()
-        for replica in replicas:
-            replica.wait_ready()
         _post(replicas[0].url, storm_body(uuid.uuid4().hex[:8], [0]))
         assert wait_until(lambda: receiver.started, timeout=20)
         engine = make_engine(database_url)
