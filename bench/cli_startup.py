@@ -6,6 +6,12 @@ the median wall time and the median CPU time (user + system of the child) are pr
 with the machine's load first: on a busy machine wall time grows, CPU time much less.
 Targets (issue 12): `--help` <= 0.25 s, `list` <= 0.4 s.
 
+The floor printed last is a bare interpreter importing the two libraries `list` cannot do
+without (SQLAlchemy's ORM, pydantic for the policy snapshot): what this machine charges
+before any escalator code runs. `PYTHONDONTWRITEBYTECODE` is dropped for the children so
+the warm-up run leaves .pyc files, as an installed wheel has; without them every run
+compiles escalator's sources again (~65 ms here).
+
     python bench/cli_startup.py            # 15 runs each
     python bench/cli_startup.py --runs 5
 """
@@ -80,6 +86,7 @@ def main() -> None:
             "ESCALATOR_USER": "alice",
         }
         env.pop("ESCALATOR_SERVER", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         base = _escalator()
         for verb in ("--help", "list"):
             argv = [*base, verb]
@@ -90,6 +97,12 @@ def main() -> None:
                 f"escalator {verb:<7} median of {args.runs}: wall {wall:.3f} s, "
                 f"cpu {cpu:.3f} s (target {TARGETS[verb]} s wall; min wall {min(walls):.3f} s)"
             )
+        floor = [sys.executable, "-c", "import sqlalchemy.orm, pydantic"]
+        walls = [_run(floor, env)[0] for _ in range(args.runs)]
+        print(
+            f"floor: python importing sqlalchemy.orm + pydantic, median of {args.runs}: "
+            f"wall {statistics.median(walls):.3f} s"
+        )
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 

@@ -169,6 +169,7 @@ class Context:
         self.tz_name = tz
         self._config: Config | None = None
         self._loaded = False
+        self._tz: tzinfo | None = None
 
     @property
     def database_url(self) -> str:
@@ -203,7 +204,13 @@ class Context:
 
     def tz(self) -> tzinfo:
         """The zone tables print times in: --tz, else the acting person's zone in the
-        configuration (`$ESCALATOR_USER` or the login name), else the machine's."""
+        configuration (`$ESCALATOR_USER` or the login name), else the machine's.
+        Worked out once per command: a table asks for it in every row."""
+        if self._tz is None:
+            self._tz = self._reader_zone()
+        return self._tz
+
+    def _reader_zone(self) -> tzinfo:
         if self.tz_name:
             try:
                 return times.zone(self.tz_name)

@@ -28,20 +28,6 @@ def state_of(row: AlertRow) -> AlertState:
     return AlertState(**{name: getattr(row, name) for name in _STATE_FIELDS})
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @dataclass
 class EffectRows:
     """A decision's effects as rows to insert (in bulk) and cancellations to run."""

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from escalator.config import Policy, Step
+if TYPE_CHECKING:
+    from escalator.config import Policy, Step
 
 Status = Literal["triggered", "acknowledged", "resolved"]
 
@@ -144,6 +145,7 @@ class Roster(Protocol):
     def reaches(self, step: Step, at: datetime) -> bool:
         """Does this step reach at least one person or channel at `at`?"""
         ...
+
 
 _HOLDS: dict[str, frozenset[Status]] = {
     "unacknowledged": frozenset({"triggered"}),
@@ -326,9 +328,7 @@ def step(
     return _escalate_now(state, event, now, policy)
 
 
-def _tick(
-    state: AlertState, now: datetime, policy: Policy, roster: Roster | None
-) -> Decision:
+def _tick(state: AlertState, now: datetime, policy: Policy, roster: Roster | None) -> Decision:
     if state.status == "resolved":
         return _unchanged(state, policy, "resolved")
     effects: list[Effect] = []

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from escalator.config import Config, Step
 from escalator.roster.oncall import Override, Recipient, recipients
+
+if TYPE_CHECKING:
+    from escalator.config import Config, Step
 
 
 @dataclass

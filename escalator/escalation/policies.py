@@ -6,7 +6,6 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from escalator.config import Policy
@@ -41,10 +40,14 @@ class PolicyCache:
         # a row that does not exist, and every later alert would fail its foreign key.
         # ON CONFLICT DO NOTHING: two replicas (or HA webhook posts) opening the first alert
         # of a new policy at once must not fail one of them on the primary key.
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # The dialect's module is imported here, not at the top: a read-only CLI verb
+        # parses snapshots but never writes one, and PostgreSQL's costs ~25 ms to import.
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql as dialect
+        else:
+            from sqlalchemy.dialects import sqlite as dialect  # type: ignore[no-redef]
         session.execute(
-            insert(PolicyRow)
+            dialect.insert(PolicyRow)
             .values(id=pid, name=name, body=policy.model_dump(mode="json"), created_at=now)
             .on_conflict_do_nothing(index_elements=["id"])
         )

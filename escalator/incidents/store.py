@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from escalator.config import Config, Incidents
 from escalator.escalation.apply import apply_decision
 from escalator.escalation.machine import Decision, Note
-from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
 from escalator.incidents.protocol import IncidentState, Schedule
 from escalator.ingest.bulk import insert_rows
@@ -36,17 +35,11 @@ from escalator.store.tables import (
 )
 from escalator.store.timeline import note, timeline_row
 
+if TYPE_CHECKING:
+    from escalator.config import Config, Incidents
+    from escalator.escalation.paging import Paging
+
 # Tables ---------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(IncidentState))
@@ -132,9 +125,7 @@ def alerts_opened(
     row = {name: getattr(template, name) for name in _STATE_FIELDS}
     row.update(next_due_at=incidents.next_due_at(template), updated_at=now)
     prefix = settings.channel_prefix
-    rows = [
-        {**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids
-    ]
+    rows = [{**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids]
     created = insert_rows(
         session, IncidentRow.__table__, rows, conflict=("alert_id",),
         returning=("alert_id", "channel"),
@@ -188,48 +179,10 @@ def on_decision(session: Session, row: AlertRow, decision: Decision, now: dateti
         store_state(incident, new, now)
 
 
-
-
-
-
 # Status updates and post-mortems (CLI) -------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
 # The incident tick --------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def record_decision(

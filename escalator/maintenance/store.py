@@ -16,15 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from escalator.config import Config, LabelMatcher
 from escalator.escalation import machine
 from escalator.escalation.apply import state_of
-from escalator.escalation.policies import PolicyCache
 from escalator.incidents.store import OpenedAlert, alerts_opened
 from escalator.maintenance.windows import Window, active_recurring, covering, occurrences
 from escalator.read.times import rfc3339
@@ -36,6 +34,10 @@ from escalator.store.tables import (
     TimelineRow,
 )
 from escalator.store.timeline import note, timeline_row
+
+if TYPE_CHECKING:
+    from escalator.config import Config, LabelMatcher
+    from escalator.escalation.policies import PolicyCache
 
 
 def window_of(row: MaintenanceRow) -> Window:

@@ -4,12 +4,11 @@ thing whether it reads the database directly or asks a remote daemon."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from escalator.config import Config, Target
 from escalator.escalation.apply import state_of
 from escalator.escalation.machine import next_escalation
 from escalator.escalation.policies import PolicyCache
@@ -17,6 +16,9 @@ from escalator.maintenance.store import SuppressionRow, held_alerts
 from escalator.read.times import rfc3339 as _iso
 from escalator.roster.oncall import Override, on_call, resolve_target
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
+
+if TYPE_CHECKING:
+    from escalator.config import Config, Target
 
 # The most alerts one `list` (or GET /api/v1/alerts) returns unless asked for more.
 DEFAULT_LIMIT = 500

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from escalator.config import Config, Urgency
 from escalator.roster.oncall import Recipient
+
+if TYPE_CHECKING:
+    from escalator.config import Config, Urgency
 
 
 def deliveries(
@@ -25,11 +28,7 @@ def deliveries(
             return [("slack", recipient.id, timedelta(0))]
         if "chat" in methods and settings.chat and recipient.id in settings.chat.webhooks:
             return [("chat", recipient.id, timedelta(0))]
-        if (
-            "webhook" in methods
-            and settings.webhook
-            and recipient.id in settings.webhook.endpoints
-        ):
+        if "webhook" in methods and settings.webhook and recipient.id in settings.webhook.endpoints:
             return [("webhook", recipient.id, timedelta(0))]
         return [("console", f"#{recipient.id}", timedelta(0))]
     person = config.person(recipient.id)

@@ -17,9 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from escalator.config import WEEKDAYS, Config, Restriction, Rotation, ShiftPattern, Step, Target
+from escalator.config import WEEKDAYS, Target
+
+if TYPE_CHECKING:
+    from escalator.config import Config, Restriction, Rotation, ShiftPattern, Step
 
 
 @dataclass(frozen=True)
