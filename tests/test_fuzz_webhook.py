@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from escalator.store.tables import AlertRow, OutboxRow, TimelineRow
 from escalator.web.app import create_app
+from escalator.web.bodies import MAX_DEPTH, BadBody, parse_json
 from tests.support.helpers import am_alert, am_body, count_rows
 from tests.support.rig import Rig
 
@@ -137,3 +138,34 @@ def test_mutated_webhook_bodies_are_never_5xx_and_refusals_change_nothing(
     else:
         assert answer.status_code == 200, answer.text
         json.dumps(answer.json())  # the summary is valid JSON
+
+
+def _nesting(value: Any, level: int = 1) -> int:
+    """The depth `parse_json` bounds, by plain recursion (fine for generated values)."""
+    if isinstance(value, dict):
+        return max([level, *(_nesting(child, level + 1) for child in value.values())])
+    if isinstance(value, list):
+        return max([level, *(_nesting(child, level + 1) for child in value)])
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\a', max_size=4),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="ab{", max_size=2), inner),
+        max_leaves=40,
+    ),
+    st.integers(min_value=0, max_value=70),
+)
+def test_the_depth_bound_measures_nesting_as_json_has_it(value: Any, wrap: int) -> None:
+    """`parse_json` refuses a body nested deeper than MAX_DEPTH and takes anything else;
+    its level-by-level count (bodies._depth) agrees with plain recursion."""
+    for _ in range(wrap):
+        value = [value]
+    raw = json.dumps(value).encode()
+    if _nesting(value) > MAX_DEPTH:
+        with pytest.raises(BadBody, match="nested deeper"):
+            parse_json(raw)
+    else:
+        assert parse_json(raw) == value

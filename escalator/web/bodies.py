@@ -28,6 +28,9 @@ MAX_INT_DIGITS = 40
 MAX_ID = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER (64-bit) on SQLite
 # A \u escape that decodes to NUL or to a surrogate (paired ones too: a cheap superset).
 _ESCAPED = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+# json.loads makes exactly these types (parse_int and parse_float below return int, float).
+_CONTAINERS = frozenset({dict, list})
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class BadBody(ValueError):
@@ -57,16 +60,21 @@ def _constant(name: str) -> Any:
 
 
 def _depth(value: Any) -> int:
-    """The nesting depth of parsed JSON, iteratively (no recursion on hostile input)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+    """The nesting depth of parsed JSON, level by level (no recursion on hostile input).
+    A container whose children are all scalars (every labels and annotations map) is
+    settled by one C-level pass over their types: visiting each string in Python cost 15%
+    of the webhook's time on a repeated 100-alert body."""
+    deepest, level = 0, [value] if type(value) in _CONTAINERS else []
+    while level:
+        deepest += 1
+        if deepest > MAX_DEPTH:
+            return deepest
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            if not _SCALARS.issuperset(map(type, children)):
+                below.extend(child for child in children if type(child) in _CONTAINERS)
+        level = below
     return deepest
 
 
