@@ -602,3 +602,47 @@ def test_a_storm_of_critical_alerts_pages_the_lead_once_naming_fifty_and_countin
         assert len(_notices(rig, "multiple_critical")) == 3
     finally:
         rig.daemon.db.dispose()
+
+
+def test_one_tick_posts_each_incidents_own_updates_and_eta(database_url: str) -> None:
+    """The tick reads every due incident's status updates at once (`updates_of`); each
+    notice must still carry its own incident's updates, in order, and latest ETA."""
+    rig = _rig(database_url)
+    try:
+        first, second, third = rig.fire(
+            *(
+                am_alert(
+                    alertname="CredlinkServiceDown", instance=f"api-{i}", fingerprint=f"fp-own-{i}"
+                )
+                for i in range(3)
+            )
+        ).opened
+        _go(rig, 0)
+        rig.clock.current = at(20)
+        alice = Actor("alice", "cli")
+        post_update(rig.daemon.services, alice, first, "Alpha one", "IN PROGRESS", "alpha early")
+        post_update(rig.daemon.services, alice, second, "Bravo one", "IN PROGRESS", "bravo eta")
+        post_update(rig.daemon.services, alice, first, "Alpha two", "MONITORING", "alpha late")
+        posted = _go(rig, 20)
+        texts = {
+            alert_id: [
+                r.payload["text"]
+                for r in posted
+                if r.alert_id == alert_id and r.reason == "incident status_update"
+            ]
+            for alert_id in (first, second, third)
+        }
+        assert [("- Alpha one" in t, "- Alpha two" in t) for t in texts[first]] == [
+            (True, False),
+            (False, True),
+        ]
+        assert len(texts[second]) == 1 and "- Bravo one" in texts[second][0]
+        assert "Alpha" not in texts[second][0] and texts[third] == []
+        # Each incident's notices quote its own latest ETA.
+        rig.clock.current = at(30)
+        stakeholder = {r.alert_id: r.payload["text"] for r in _go(rig, 30) if r.method == "email"}
+        assert "- alpha late" in stakeholder[first] and "alpha early" not in stakeholder[first]
+        assert "- bravo eta" in stakeholder[second] and "alpha" not in stakeholder[second]
+        assert "alpha" not in stakeholder[third] and "bravo" not in stakeholder[third]
+    finally:
+        rig.close()

@@ -15,6 +15,7 @@ from escalator.config import Config
 from escalator.escalation.paging import Paging
 from escalator.incidents.notices import Notifier, post_incident
 from escalator.incidents.sla import mark_breaches
+from escalator.incidents.store import updates_of
 from escalator.incidents.templates import Templates
 from escalator.incidents.triggers import check_multiple_critical
 from escalator.store.db import transaction
@@ -47,6 +48,11 @@ def tick_incidents(
             .limit(batch_size)
             .with_for_update(of=IncidentRow, skip_locked=True)
         ).all()
-        for incident, alert in due_rows:
-            queued += post_incident(session, n, incident, alert)
+        # Every due incident's status updates in one read, and no autoflush meanwhile:
+        # the notices queued for the batch are flushed together at commit, not one
+        # incident at a time (a storm opens hundreds per tick).
+        batch = updates_of(session, [alert.id for _, alert in due_rows])
+        with session.no_autoflush:
+            for incident, alert in due_rows:
+                queued += post_incident(session, n, incident, alert, batch)
     return queued

@@ -19,7 +19,13 @@ from escalator.config.durations import format_duration
 from escalator.escalation.paging import Paging
 from escalator.incidents import protocol as incidents
 from escalator.incidents import runbooks
-from escalator.incidents.store import incident_state, latest_update, schedule_of, store_state
+from escalator.incidents.store import (
+    Updates,
+    incident_state,
+    schedule_of,
+    store_state,
+    updates_of,
+)
 from escalator.incidents.templates import Templates
 from escalator.notify import slack_outbox
 from escalator.roster.contacts import deliveries
@@ -214,11 +220,13 @@ class Notifier:
 
     # Rendering context ----------------------------------------------------------------
 
-    def context(self, session: Session, incident: IncidentRow, alert: AlertRow) -> dict[str, Any]:
+    def context(
+        self, incident: IncidentRow, alert: AlertRow, latest: IncidentUpdateRow | None
+    ) -> dict[str, Any]:
+        """`latest`: the incident's latest status update, if any."""
         runbook = runbook_for(self.config, alert.alertname)
         impact = alert.annotations.get("impact")
         impact_lines = [impact] if impact else (runbook.impact if runbook else [])
-        latest = latest_update(session, alert.id)
         eta = (latest.eta if latest is not None else None) or alert.annotations.get("eta")
         status_word = {
             "open": "INVESTIGATING" if alert.status == "acknowledged" else "PAGING ON-CALL",
@@ -295,19 +303,22 @@ def _display(recipient: Recipient) -> str:
     return f"#{recipient.id}" if recipient.kind == "channel" else recipient.id
 
 
-def post_incident(session: Session, n: Notifier, incident: IncidentRow, alert: AlertRow) -> int:
+def post_incident(
+    session: Session,
+    n: Notifier,
+    incident: IncidentRow,
+    alert: AlertRow,
+    batch: Updates | None = None,
+) -> int:
+    """Queue what `incident` owes now. `batch`: the status updates of the tick's incidents,
+    read once for all of them (`updates_of`); read here for this one when not given."""
     queued = 0
-    # No autoflush for these two reads (they read status updates, which nothing here has
-    # changed yet): the notices queued for earlier incidents of this tick are then flushed
-    # together at commit, not one incident at a time (a storm opens thousands).
-    with session.no_autoflush:
-        ctx = n.context(session, incident, alert)
-        # Status updates typed with `escalator update` since the last tick, oldest first.
-        updates = session.scalars(
-            select(IncidentUpdateRow)
-            .where(IncidentUpdateRow.alert_id == alert.id, IncidentUpdateRow.posted_at.is_(None))
-            .order_by(IncidentUpdateRow.id)
-        ).all()
+    if batch is None:
+        batch = updates_of(session, [alert.id])
+    latest = batch.latest.get(alert.id)
+    ctx = n.context(incident, alert, latest)
+    # Status updates typed with `escalator update` since the last tick, oldest first.
+    updates = batch.unposted.get(alert.id, [])
     schedule = schedule_of(n.settings)
     state = incident_state(incident)
     if state.postmortem_due_at is not None and state.resolved_at is not None:
@@ -358,7 +369,7 @@ def post_incident(session: Session, n: Notifier, incident: IncidentRow, alert: A
             queued += n.queue(session, alert.id, kind, sctx, targets, n.settings.stakeholder_emails)
         elif kind in ("resolution", "postmortem_reminder"):
             assert state.resolved_at is not None and state.postmortem_due_at is not None
-            last = latest_update(session, alert.id)
+            last = latest
             rctx = {
                 **ctx,
                 "resolution": {

@@ -13,11 +13,12 @@ sender as pages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from escalator.escalation.apply import apply_decision
@@ -67,6 +68,39 @@ def latest_update(session: Session, alert_id: int) -> IncidentUpdateRow | None:
         .order_by(IncidentUpdateRow.id.desc())
         .limit(1)
     ).first()
+
+
+@dataclass
+class Updates:
+    """The status updates a batch of incidents' notices read: each one's latest (its ETA
+    and text) and those not yet posted, oldest first."""
+
+    latest: dict[int, IncidentUpdateRow] = field(default_factory=dict)
+    unposted: dict[int, list[IncidentUpdateRow]] = field(default_factory=dict)
+
+
+def updates_of(session: Session, alert_ids: Sequence[int]) -> Updates:
+    """`Updates` for these incidents in one query, where asking per incident cost two
+    queries each: a storm opens hundreds of incidents per engine tick."""
+    out = Updates()
+    if not alert_ids:
+        return out
+    of_batch = IncidentUpdateRow.alert_id.in_(alert_ids)
+    newest = (
+        select(func.max(IncidentUpdateRow.id)).where(of_batch).group_by(IncidentUpdateRow.alert_id)
+    )
+    rows = session.scalars(
+        select(IncidentUpdateRow)
+        .where(
+            or_(IncidentUpdateRow.id.in_(newest), of_batch & IncidentUpdateRow.posted_at.is_(None))
+        )
+        .order_by(IncidentUpdateRow.id)
+    ).all()
+    for row in rows:  # in id order: the last one seen of an incident is its latest
+        out.latest[row.alert_id] = row
+        if row.posted_at is None:
+            out.unposted.setdefault(row.alert_id, []).append(row)
+    return out
 
 
 def store_state(row: IncidentRow, state: IncidentState, now: datetime) -> None:
