@@ -38,21 +38,28 @@ def tick_incidents(
         mark_breaches(session, now)
         n = Notifier(config, Paging(config, methods, load_overrides(session, now)), templates, now)
         queued = check_multiple_critical(session, n)
-        if not config.incidents.enabled:
-            return queued
-        due_rows = session.execute(
-            select(IncidentRow, AlertRow)
-            .join(AlertRow, AlertRow.id == IncidentRow.alert_id)
-            .where(IncidentRow.next_due_at <= now)
-            .order_by(IncidentRow.next_due_at)
-            .limit(batch_size)
-            .with_for_update(of=IncidentRow, skip_locked=True)
-        ).all()
-        # Every due incident's status updates in one read, and no autoflush meanwhile:
-        # the notices queued for the batch are flushed together at commit, not one
-        # incident at a time (a storm opens hundreds per tick).
-        batch = updates_of(session, [alert.id for _, alert in due_rows])
-        with session.no_autoflush:
-            for incident, alert in due_rows:
-                queued += post_incident(session, n, incident, alert, batch)
+        if config.incidents.enabled:
+            queued += _post_due(session, n, batch_size)
+        n.flush(session)
+    return queued
+
+
+def _post_due(session: Session, n: Notifier, batch_size: int) -> int:
+    """Queue what the due incidents owe (at most `batch_size` of them this tick)."""
+    due_rows = session.execute(
+        select(IncidentRow, AlertRow)
+        .join(AlertRow, AlertRow.id == IncidentRow.alert_id)
+        .where(IncidentRow.next_due_at <= n.now)
+        .order_by(IncidentRow.next_due_at)
+        .limit(batch_size)
+        .with_for_update(of=IncidentRow, skip_locked=True)
+    ).all()
+    # Every due incident's status updates in one read, and no autoflush meanwhile: the
+    # incidents' new state is flushed together at commit, not one incident at a time (a
+    # storm opens hundreds per tick).
+    batch = updates_of(session, [alert.id for _, alert in due_rows])
+    queued = 0
+    with session.no_autoflush:
+        for incident, alert in due_rows:
+            queued += post_incident(session, n, incident, alert, batch)
     return queued

@@ -5,7 +5,7 @@ outbox rows (rendered text in `payload["text"]`, condition NULL so an ack keeps 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from escalator.incidents.store import (
     updates_of,
 )
 from escalator.incidents.templates import Templates
+from escalator.ingest.bulk import insert_rows
 from escalator.notify import slack_outbox
 from escalator.roster.contacts import deliveries
 from escalator.roster.oncall import Recipient, resolve_target
@@ -67,6 +68,9 @@ class Notifier:
     paging: Paging
     templates: Templates
     now: datetime
+    # Notices queued and not yet inserted: `flush` writes them in one statement. As ORM
+    # objects, the commit's unit of work cost more than rendering them.
+    outbox: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def settings(self) -> Incidents:
@@ -169,18 +173,18 @@ class Notifier:
         """One outbox row with the notice rendered for its method."""
         hint = self.ack_hint(kind, method, alert_id)
         text = self.templates.render(kind, method, {**ctx, "ack": hint}, reserve=hint)
-        session.add(
-            OutboxRow(
-                alert_id=alert_id,
-                recipient_kind=recipient.kind,
-                recipient=recipient.id[:200],
-                method=method,
-                address=address,
-                level=None,
-                urgency=urgency,
-                condition=None,
-                reason=f"incident {kind}",
-                payload={
+        self.outbox.append(
+            {
+                "alert_id": alert_id,
+                "recipient_kind": recipient.kind,
+                "recipient": recipient.id[:200],
+                "method": method,
+                "address": address,
+                "level": None,
+                "urgency": urgency,
+                "condition": None,
+                "reason": f"incident {kind}",
+                "payload": {
                     "kind": kind,
                     "text": text,
                     "subject": subject,
@@ -188,12 +192,22 @@ class Notifier:
                     "via": recipient.via,
                     **(extra or {}),
                 },
-                status="pending",
-                due_at=self.now + delay,
-                attempts=0,
-                created_at=self.now,
-            )
+                "status": "pending",
+                "due_at": self.now + delay,
+                "attempts": 0,
+                "lease_until": None,
+                "leased_by": None,
+                "provider_id": None,
+                "last_error": None,
+                "created_at": self.now,
+                "sent_at": None,
+            }
         )
+
+    def flush(self, session: Session) -> None:
+        """Insert the queued notices, all at once (escalator.ingest.bulk)."""
+        insert_rows(session, OutboxRow.__table__, self.outbox)
+        self.outbox.clear()
 
     def expand(self, targets: Sequence[Target]) -> list[Recipient]:
         seen: set[tuple[str, str]] = set()

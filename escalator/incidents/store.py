@@ -159,7 +159,9 @@ def alerts_opened(
     row = {name: getattr(template, name) for name in _STATE_FIELDS}
     row.update(next_due_at=incidents.next_due_at(template), updated_at=now)
     prefix = settings.channel_prefix
-    rows = [{**row, "alert_id": i, "channel": incidents.channel_name(prefix, now, i)} for i in ids]
+    # The channel's time part once for the body, not a strftime per incident.
+    stem = incidents.channel_name(prefix, now, 0).removesuffix("0")
+    rows = [{**row, "alert_id": i, "channel": f"{stem}{i}"} for i in ids]
     created = insert_rows(
         session, IncidentRow.__table__, rows, conflict=("alert_id",),
         returning=("alert_id", "channel"),
