@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import JSON, FromClause, Table
@@ -83,7 +84,7 @@ def insert_rows(
             sql = _sqlite_sql(
                 dialect, table, columns, tuple(conflict), tuple(returning), len(chunk)
             )
-            flat = tuple(value for row in chunk for value in row)
+            flat = tuple(chain.from_iterable(chunk))
             found.extend(conn.exec_driver_sql(sql, flat))
     # Map each returned row to the input row with the same values in the shared columns.
     shared = [(r, columns.index(name)) for r, name in enumerate(returning) if name in columns]
@@ -102,6 +103,10 @@ def _columns(dialect: Dialect, table: Table, columns: tuple[str, ...],
         values = [row[name] for row in rows]
         if process is None:
             out.append(values)
+            continue
+        first = values[0]
+        if values.count(first) == len(values):  # one value in every row: `now`, NULL, ...
+            out.append([None if first is None else process(first)] * len(values))
             continue
         memo: dict[Any, Any] = {}
         processed: list[Any] = []

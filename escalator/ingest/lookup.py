@@ -18,12 +18,12 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Text, and_, any_, bindparam, func, select, text
+from sqlalchemy import Column, DateTime, Select, Text, and_, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 _CHUNK = 400  # keys per IN list on SQLite (two parameters each)
 
@@ -72,10 +72,28 @@ def occurrences(
     # slows as alerts accumulate); a plain IN on the index's first column is a seek per key.
     wanted_keys = set(keys)
     rows: list[Any] = []
+    query = _by_fingerprint(tuple(columns), fingerprint, starts_at)
     for chunk in _chunks(sorted({k[0] for k in wanted_keys})):
-        query = select(*columns, fingerprint, starts_at).where(fingerprint.in_(chunk))
-        rows.extend(row[:-2] for row in session.execute(query) if tuple(row[-2:]) in wanted_keys)
+        found = session.execute(query, {"fps": chunk})
+        rows.extend(row[:-2] for row in found if tuple(row[-2:]) in wanted_keys)
     return rows
+
+
+# Built once: an expanding IN parameter is one bind whatever the list, where `in_(list)`
+# coerces every value into the statement on every call.
+@lru_cache(maxsize=32)
+def _by_fingerprint(columns: tuple[Any, ...], fingerprint: Column[Any],
+                    starts_at: Column[Any]) -> Select[Any]:  # fmt: skip
+    return select(*columns, fingerprint, starts_at).where(
+        fingerprint.in_(bindparam("fps", expanding=True))
+    )
+
+
+@lru_cache(maxsize=32)
+def _open_of(identity: Column[Any], status: Column[Any]) -> Select[Any]:
+    return select(identity).where(
+        identity.in_(bindparam("ids", expanding=True)), status != "resolved"
+    )
 
 
 def open_identities(session: Session, identity: Column[Any], status: Column[Any],
@@ -93,9 +111,9 @@ def open_identities(session: Session, identity: Column[Any], status: Column[Any]
         )
         return set(found)
     result: set[str] = set()
+    query = _open_of(identity, status)
     for chunk in _chunks(wanted):
-        condition: ColumnElement[bool] = identity.in_(chunk)
-        result.update(session.scalars(select(identity).where(condition, status != "resolved")))
+        result.update(session.scalars(query, {"ids": chunk}))
     return result
 
 
