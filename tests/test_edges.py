@@ -225,6 +225,8 @@ def test_half_sent_requests_are_cut_off_and_do_not_starve_the_webhook(
 # 3. Malformed bodies and out-of-range values are 4xx with the reason -----------------------
 
 DEEP = "[" * 20_000 + "]" * 20_000
+NESTED = "[" * 100 + "]" * 100  # parses, but deeper than web.bodies.MAX_DEPTH
+ALERT = '{"status": "firing", "startsAt": "2026-03-02T19:00:00Z", "fingerprint": "f1", '
 LONG_INT = '{"version": "4", "alerts": [], "x": ' + "9" * 4_400 + "}"
 
 
@@ -242,6 +244,27 @@ LONG_INT = '{"version": "4", "alerts": [], "x": ' + "9" * 4_400 + "}"
         ),
         ("POST", "/webhooks/alertmanager", DEEP.encode(), HOOK_AUTH, 400, "nested deeper"),
         ("POST", "/webhooks/alertmanager", LONG_INT.encode(), HOOK_AUTH, 400, "digits"),
+        # The webhook bounds depth only when it refuses something (web/webhooks.py): a body
+        # that fails as a whole, and a refused entry that would be kept as sent.
+        (
+            "POST",
+            "/webhooks/alertmanager",
+            f'{{"version": "4", "status": "firing", "alerts": {{"a": {NESTED}}}}}'.encode(),
+            HOOK_AUTH,
+            400,
+            "nested deeper",
+        ),
+        (
+            "POST",
+            "/webhooks/alertmanager",
+            (
+                f'{{"version": "4", "status": "firing", "alerts": [{ALERT}"labels": '
+                f'{{"alertname": "A"}}}}, {ALERT}"labels": {{"alertname": {NESTED}}}}}]}}'
+            ).encode(),
+            HOOK_AUTH,
+            400,
+            "nested deeper",
+        ),
         # A startsAt out of range (0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00)
         # sinks only its own alert: 200 with `rejected` (tests/test_ingest_edges.py).
         ("POST", "/v2/enqueue", DEEP.encode(), {"Content-Type": "application/json"}, 400, "nested"),
@@ -307,6 +330,17 @@ def test_malformed_bodies_and_values_are_4xx_with_the_reason(
     assert answer.status_code == code, answer.text
     assert reason in answer.text
     assert written(rig) == (0, 0, 0)
+
+
+def test_nesting_in_fields_the_webhook_ignores_does_not_refuse_the_body(
+    rig: Rig, client: TestClient
+) -> None:
+    """What the model drops cannot reach the store: the alerts beside it are taken."""
+    body = json.dumps(am_body(am_alert(fingerprint="fp-nested")))
+    body = body[:-1] + f', "extra": {NESTED}}}'
+    answer = client.post("/webhooks/alertmanager", content=body.encode(), headers=HOOK_AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["opened"] and written(rig)[0] == 1
 
 
 def test_events_v2_timestamps_out_of_range_are_400_not_500(
