@@ -11,6 +11,7 @@ Run: python bench/bare_app.py DATABASE_URL PORT
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from datetime import UTC, datetime
@@ -112,8 +113,14 @@ def create_bare_app(database_url: str) -> FastAPI:
 
 
 if __name__ == "__main__":
+    app = create_bare_app(sys.argv[1])
+    # The collector tuned as `escalator serve` tunes it (cli/main.py, _settle_heap), so the
+    # limit and the daemon are compared like for like.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     uvicorn.run(
-        create_bare_app(sys.argv[1]),
+        app,
         host="127.0.0.1",
         port=int(sys.argv[2]),
         log_level="warning",
