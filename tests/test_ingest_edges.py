@@ -262,3 +262,41 @@ def test_a_body_that_is_not_version_4_is_still_refused_whole(rig: Rig, client: T
     response = post(client, {**am_body(am_alert()), "version": "3"})
     assert response.status_code == 422
     assert alert_rows(rig.factory) == []
+
+
+def test_bulk_insert_leaves_out_empty_columns_only_where_null_is_what_they_get(
+    database_url: str,
+) -> None:
+    """insert_rows drops a column NULL in every row (fewer bound values), unless the table
+    would fill it with a default of its own: then the NULL is written."""
+    from uuid import uuid4
+
+    from sqlalchemy import Column, Integer, MetaData, Table, Text, text
+
+    from escalator.ingest.bulk import insert_rows
+    from escalator.store.db import make_engine, session_factory
+
+    engine = make_engine(database_url)
+    table = Table(
+        f"bulk_{uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("plain", Text),
+        Column("filled", Text, server_default=text("'from the table'")),
+    )
+    table.create(engine)
+    try:
+        with transaction(session_factory(engine)) as session:
+            rows = [{"id": i, "plain": None, "filled": None} for i in (1, 2)]
+            insert_rows(session, table, rows)
+            insert_rows(session, table, [{"id": 3, "plain": "x"}])
+        with engine.connect() as conn:
+            stored = conn.execute(select(table).order_by(table.c.id)).all()
+        assert [tuple(r) for r in stored] == [
+            (1, None, None),
+            (2, None, None),
+            (3, "x", "from the table"),
+        ]
+    finally:
+        table.drop(engine)
+        engine.dispose()

@@ -59,6 +59,17 @@ def insert_rows(
     conn = session.connection()
     dialect = conn.dialect
     params = _columns(dialect, table, columns, rows)
+    # A column NULL in every row is left out when the table gives it no default of its
+    # own: it is NULL either way, and every bound value costs (a new alert's row has a
+    # dozen empty columns: ack, resolution, lease, provider id...).
+    kept = [
+        c for c, name in enumerate(columns)
+        if name in conflict or params[c].count(None) < len(rows)
+        or table.c[name].server_default is not None
+    ]  # fmt: skip
+    if kept and len(kept) < len(columns):
+        columns = tuple(columns[c] for c in kept)
+        params = [params[c] for c in kept]
     pg = dialect.name == "postgresql"
     if pg:
         sql = _pg_sql(dialect, table, columns, tuple(conflict), tuple(returning))
