@@ -151,7 +151,7 @@ def serve_escalator(
 ) -> Served:
     port = free_port()
     argv = [
-        sys.executable, "-c", "from escalator.cli.main import main; main()",
+        sys.executable, "-c", "from escalator.cli.main import run; run()",
         "--config", str(config), "--database-url", database_url,
         "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip

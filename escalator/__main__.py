@@ -1,5 +1,5 @@
 """`python -m escalator` runs the CLI, for environments without the console script."""
 
-from escalator.cli.main import main
+from escalator.cli.main import run
 
-main()
+run()

@@ -41,6 +41,18 @@ if TYPE_CHECKING:
 # them: `escalator --help` and `escalator list` must not pay for `serve`.
 
 
+# Set by `run`: the collector is tuned only in a process that is this command alone, never
+# in one that calls `main` in-process (a test runner, click's CliRunner).
+_own_process = False
+
+
+def run() -> None:
+    """The `escalator` command (console script and `python -m escalator`)."""
+    global _own_process
+    _own_process = True
+    main()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -97,7 +109,7 @@ def main(
     # exit, to free memory the OS takes back anyway. Reference counting still frees
     # everything acyclic; only `serve`, which runs for months, keeps the collector.
     # Frozen objects are skipped by the exit pass; atexit handlers and flushes still run.
-    if ctx.invoked_subcommand != "serve":
+    if _own_process and ctx.invoked_subcommand != "serve":
         gc.disable()
         ctx.call_on_close(gc.freeze)
 
@@ -203,7 +215,8 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     terminated = False
     app = create_app(daemon, bind_host=host)
-    _settle_heap()
+    if _own_process:
+        _settle_heap()
     try:
         uvicorn.run(
             app,
