@@ -8,6 +8,7 @@ daemon on loopback for `--server`.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import subprocess
@@ -468,7 +469,8 @@ def test_every_option_has_help_and_globals_name_their_variables() -> None:
     undocumented = [
         f"{path} {param.opts[0]}"
         for path, param in walk(main, "escalator")
-        if not param.help and param.opts[0] not in ("--help", "-h")
+        if not param.help
+        and param.opts[0] not in ("--help", "-h")
         # -o/--output, --as and --version carry their help through a shared decorator
         and param.name not in ("version",)
     ]
@@ -587,6 +589,25 @@ def test_help_and_list_import_only_what_they_use(opened: tuple[str, list[int]]) 
 
     assert imported("--help") == set()
     assert imported("list") <= {"sqlalchemy", "pydantic"}  # no Alembic, API or channels
+
+
+def test_the_collector_is_tuned_only_when_escalator_is_its_own_process(
+    opened: tuple[str, list[int]],
+) -> None:
+    """`escalator list` as a process runs without the cyclic collector (bench/cli_startup.py);
+    the same verb called in-process (a test runner, CliRunner) leaves the caller's alone."""
+    url, _ = opened
+    gc.enable()
+    done = CliRunner().invoke(main, ["--config", CONFIG, "--database-url", url, "list"])
+    assert done.exit_code == 0, done.output
+    assert gc.isenabled()
+    probe = (
+        "import gc, sys; from escalator.cli import main as m; "
+        "m.main.add_command(__import__('click').command('probe')(lambda: "
+        "print('collector', gc.isenabled())), 'probe'); sys.argv[1:] = ['probe']; m.run()"
+    )
+    own = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert own.stdout.strip() == "collector False", own.stderr
 
 
 def test_who_acts_comes_from_as_then_the_environment_then_the_login(
