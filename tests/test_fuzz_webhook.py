@@ -140,6 +140,9 @@ def test_mutated_webhook_bodies_are_never_5xx_and_refusals_change_nothing(
         json.dumps(answer.json())  # the summary is valid JSON
 
 
+KEYS = st.text(alphabet="ab{", max_size=2)
+
+
 def _nesting(value: Any, level: int = 1) -> int:
     """The depth `parse_json` bounds, by plain recursion (fine for generated values)."""
     if isinstance(value, dict):
@@ -153,7 +156,7 @@ def _nesting(value: Any, level: int = 1) -> int:
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\a', max_size=4),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="ab{", max_size=2), inner),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner),
         max_leaves=40,
     ),
     st.integers(min_value=0, max_value=70),
