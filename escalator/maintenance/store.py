@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from escalator.escalation import machine
 from escalator.escalation.apply import state_of
-from escalator.incidents.store import OpenedAlert, alerts_opened
 from escalator.maintenance.windows import Window, active_recurring, covering, occurrences
 from escalator.read.times import rfc3339
 from escalator.store.tables import (
@@ -227,6 +226,10 @@ def release_due(
     )
     if not due:
         return []
+    # Here, not at the top: `escalator list` reads what maintenance holds, and should not
+    # load the incident protocol and its config models to do so.
+    from escalator.incidents.store import OpenedAlert, alerts_opened
+
     windows: list[Window] | None = None
     escalating: list[int] = []
     fresh: list[OpenedAlert] = []
