@@ -7,8 +7,7 @@ replica and retry means the same channel), its Slack ID once `conversations.crea
 the `name_taken` lookup) answered, and the pinned notice once it is pinned.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: see escalator/store/tables.py.
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
