@@ -24,7 +24,6 @@ from escalator.incidents.store import (
     incident_state,
     schedule_of,
     store_state,
-    updates_of,
 )
 from escalator.incidents.templates import Templates
 from escalator.ingest.bulk import insert_rows
@@ -142,15 +141,13 @@ class Notifier:
             if method == "console":
                 console.setdefault(delay, []).append(recipient)
                 continue
-            self._add(session, alert_id, kind, ctx, subject, urgency, recipient, method, address)
+            self._add(alert_id, kind, ctx, subject, urgency, recipient, method, address)
             queued += 1
         for delay, group in console.items():
             names = [_display(r) for r in group]
             first = group[0] if len(group) == 1 else Recipient("group", ", ".join(names), "")
             extra = {"recipients": names} if len(group) > 1 else {}
-            self._add(
-                session, alert_id, kind, ctx, subject, urgency, first, "console", None, delay, extra
-            )
+            self._add(alert_id, kind, ctx, subject, urgency, first, "console", None, delay, extra)
             queued += 1
         # The incident's own Slack channel gets its share (escalator.notify.slack_outbox).
         queued += slack_outbox.incident_notice(session, self, alert_id, kind, ctx)
@@ -158,7 +155,6 @@ class Notifier:
 
     def _add(
         self,
-        session: Session,
         alert_id: int | None,
         kind: str,
         ctx: dict[str, Any],
@@ -322,13 +318,11 @@ def post_incident(
     n: Notifier,
     incident: IncidentRow,
     alert: AlertRow,
-    batch: Updates | None = None,
+    batch: Updates,
 ) -> int:
     """Queue what `incident` owes now. `batch`: the status updates of the tick's incidents,
-    read once for all of them (`updates_of`); read here for this one when not given."""
+    read once for all of them (`updates_of`)."""
     queued = 0
-    if batch is None:
-        batch = updates_of(session, [alert.id])
     latest = batch.latest.get(alert.id)
     ctx = n.context(incident, alert, latest)
     # Status updates typed with `escalator update` since the last tick, oldest first.
