@@ -11,7 +11,6 @@ Run: python bench/bare_app.py DATABASE_URL PORT
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from escalator.incidents.protocol import alert_identity
 from escalator.ingest.alertmanager import AMWebhook
 from escalator.store.db import make_engine, upgrade
 from escalator.store.tables import AlertRow, OutboxRow, PolicyRow, TimelineRow
+from escalator.web.server import settle_heap
 
 
 def create_bare_app(database_url: str) -> FastAPI:
@@ -114,11 +114,9 @@ def create_bare_app(database_url: str) -> FastAPI:
 
 if __name__ == "__main__":
     app = create_bare_app(sys.argv[1])
-    # The collector tuned as `escalator serve` tunes it (cli/main.py, _settle_heap), so the
-    # limit and the daemon are compared like for like.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    # The collector tuned as `escalator serve` tunes it, so the limit and the daemon are
+    # compared like for like.
+    settle_heap()
     uvicorn.run(
         app,
         host="127.0.0.1",

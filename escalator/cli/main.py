@@ -172,7 +172,7 @@ def serve(
 
     from escalator.daemon import build_daemon
     from escalator.web.app import create_app, is_loopback
-    from escalator.web.server import uvicorn_options
+    from escalator.web.server import settle_heap, uvicorn_options
 
     logging.basicConfig(
         level=log_level.upper(),
@@ -216,7 +216,7 @@ def serve(
     terminated = False
     app = create_app(daemon, bind_host=host)
     if _own_process:
-        _settle_heap()
+        settle_heap()
     try:
         uvicorn.run(
             app,
@@ -244,21 +244,6 @@ def serve(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def _settle_heap() -> None:
-    """Tune the cyclic collector for a daemon whose heap is mostly its imports and config.
-
-    Measured on repeated 100-alert Alertmanager posts: with the defaults the collector ran
-    once per post and took 16% of the time, most of it re-walking the ~150,000 objects
-    made at start-up, which never become garbage. Frozen, they are skipped (3.8%); with a
-    first generation of 10,000, a post's own short-lived objects are freed by reference
-    counting before a collection is due (0%). Cyclic garbage is still collected, in
-    batches of at most 10,000 new objects."""
-    gc.collect()
-    gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(10_000, middle, oldest)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
