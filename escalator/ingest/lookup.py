@@ -81,6 +81,8 @@ def occurrences(
 
 # Built once: an expanding IN parameter is one bind whatever the list, where `in_(list)`
 # coerces every value into the statement on every call.
+# Columns are fine cache keys: SQLAlchemy hashes them by identity, and the callers pass
+# the same table's column objects every time.
 @lru_cache(maxsize=32)
 def _by_fingerprint(columns: tuple[Any, ...], fingerprint: Column[Any],
                     starts_at: Column[Any]) -> Select[Any]:  # fmt: skip
